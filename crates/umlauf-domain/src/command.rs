@@ -1,0 +1,462 @@
+//! Commands: what a signer asks the service to do.
+//!
+//! A command is the payload of a signed DSSE envelope. Its JSON form is flat: the common header
+//! (`type`, `command_id`, `body`, `actor`, `issued_at`) beside the command's own fields. Parsing is
+//! strict: unknown fields, missing fields and out-of-range values are errors, never ignored.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::DomainError;
+use crate::ids::{
+    Actor, BodyId, Choice, CirculationId, CommandId, GroupId, KeyId, MemberId, ProposalDigest,
+    PublicKey, TableName, Weight,
+};
+use crate::rule::{Preset, PresetParams, Rule};
+use crate::stream::StreamId;
+
+/// A command with its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    /// Chosen by the client; the service accepts each id once.
+    pub command_id: CommandId,
+    /// The body the command addresses.
+    pub body: BodyId,
+    /// Who acts: must be the holder of the signing key.
+    pub actor: Actor,
+    /// When the signer issued it, by the signer's clock.
+    pub issued_at: DateTime<Utc>,
+    /// What to do.
+    pub action: Action,
+}
+
+/// The header fields every command carries beside its `type`.
+const HEADER_FIELDS: [&str; 4] = ["command_id", "body", "actor", "issued_at"];
+
+impl Command {
+    /// Parses a command payload strictly.
+    pub fn from_json(payload: &[u8]) -> Result<Self, DomainError> {
+        let value: serde_json::Value = serde_json::from_slice(payload)
+            .map_err(|error| DomainError::InvalidCommand(error.to_string()))?;
+        Self::from_value(value)
+    }
+
+    /// Parses an already decoded JSON value strictly.
+    pub fn from_value(value: serde_json::Value) -> Result<Self, DomainError> {
+        let invalid = |detail: String| DomainError::InvalidCommand(detail);
+        let serde_json::Value::Object(mut fields) = value else {
+            return Err(invalid("a command must be a JSON object".into()));
+        };
+        let mut take = |name: &str| {
+            fields
+                .remove(name)
+                .ok_or_else(|| invalid(format!("missing field `{name}`")))
+        };
+        let command_id = serde_json::from_value(take(HEADER_FIELDS[0])?)
+            .map_err(|error| invalid(format!("command_id: {error}")))?;
+        let body = serde_json::from_value(take(HEADER_FIELDS[1])?)
+            .map_err(|error| invalid(format!("body: {error}")))?;
+        let actor = serde_json::from_value(take(HEADER_FIELDS[2])?)
+            .map_err(|error| invalid(format!("actor: {error}")))?;
+        let issued_at = serde_json::from_value(take(HEADER_FIELDS[3])?)
+            .map_err(|error| invalid(format!("issued_at: {error}")))?;
+        let action = serde_json::from_value(serde_json::Value::Object(fields))
+            .map_err(|error| invalid(error.to_string()))?;
+        Ok(Self {
+            command_id,
+            body,
+            actor,
+            issued_at,
+            action,
+        })
+    }
+
+    /// The flat JSON form, with the header first.
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut fields = serde_json::Map::new();
+        let action = serde_json::to_value(&self.action).unwrap_or_default();
+        let serde_json::Value::Object(action_fields) = action else {
+            return serde_json::Value::Object(fields);
+        };
+        if let Some(kind) = action_fields.get("type") {
+            fields.insert("type".into(), kind.clone());
+        }
+        fields.insert("command_id".into(), self.command_id.0.to_string().into());
+        fields.insert("body".into(), self.body.as_str().into());
+        fields.insert("actor".into(), self.actor.to_string().into());
+        fields.insert(
+            "issued_at".into(),
+            self.issued_at
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .into(),
+        );
+        for (name, value) in action_fields {
+            if name != "type" {
+                fields.insert(name, value);
+            }
+        }
+        serde_json::Value::Object(fields)
+    }
+
+    /// The compact JSON text of [`Command::to_value`]: what a client signs.
+    pub fn to_json(&self) -> String {
+        self.to_value().to_string()
+    }
+
+    /// The stream this command appends to.
+    pub fn stream(&self) -> StreamId {
+        match self.action.circulation() {
+            Some(circulation) => StreamId::Circulation(circulation),
+            None => StreamId::Body(self.body.clone()),
+        }
+    }
+
+    /// The command's type name, as in its JSON `type` field.
+    pub fn type_name(&self) -> &'static str {
+        self.action.type_name()
+    }
+}
+
+/// What a command asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Action {
+    /// Constitute a body (genesis key only).
+    ConstituteBody(ConstituteBody),
+    /// Admit a member (secretariat).
+    AdmitMember(AdmitMember),
+    /// Retire a member (secretariat).
+    RetireMember(RetireMember),
+    /// Set a weight table for a year (secretariat).
+    SetWeightTable(WeightTableSpec),
+    /// Register a key: a member's by the secretariat, the secretariat's by a genesis key.
+    RegisterKey(KeySpec),
+    /// Revoke a key: by the secretariat, by the member holding it, or (for secretariat keys) by a
+    /// genesis key.
+    RevokeKey(RevokeKey),
+    /// Open a circulation (secretariat).
+    OpenCirculation(OpenCirculation),
+    /// Cast, or where the rule allows change, a vote (the member itself).
+    CastVote(CastVote),
+    /// Object to the written procedure (the member itself).
+    ObjectToProcedure(ObjectToProcedure),
+    /// Move the deadline later (secretariat).
+    ExtendDeadline(ExtendDeadline),
+    /// Withdraw the circulation (secretariat).
+    WithdrawCirculation(WithdrawCirculation),
+}
+
+impl Action {
+    /// The circulation the action addresses, if any.
+    pub fn circulation(&self) -> Option<CirculationId> {
+        match self {
+            Self::OpenCirculation(open) => Some(open.circulation),
+            Self::CastVote(vote) => Some(vote.circulation),
+            Self::ObjectToProcedure(objection) => Some(objection.circulation),
+            Self::ExtendDeadline(extend) => Some(extend.circulation),
+            Self::WithdrawCirculation(withdraw) => Some(withdraw.circulation),
+            Self::ConstituteBody(_)
+            | Self::AdmitMember(_)
+            | Self::RetireMember(_)
+            | Self::SetWeightTable(_)
+            | Self::RegisterKey(_)
+            | Self::RevokeKey(_) => None,
+        }
+    }
+
+    /// The type name used in JSON.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::ConstituteBody(_) => "ConstituteBody",
+            Self::AdmitMember(_) => "AdmitMember",
+            Self::RetireMember(_) => "RetireMember",
+            Self::SetWeightTable(_) => "SetWeightTable",
+            Self::RegisterKey(_) => "RegisterKey",
+            Self::RevokeKey(_) => "RevokeKey",
+            Self::OpenCirculation(_) => "OpenCirculation",
+            Self::CastVote(_) => "CastVote",
+            Self::ObjectToProcedure(_) => "ObjectToProcedure",
+            Self::ExtendDeadline(_) => "ExtendDeadline",
+            Self::WithdrawCirculation(_) => "WithdrawCirculation",
+        }
+    }
+}
+
+/// Whether a member votes or only advises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberKind {
+    /// Has a vote.
+    Voting,
+    /// Takes part without a vote.
+    Advisory,
+}
+
+/// A member as constituted or admitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberSpec {
+    /// The member's id.
+    pub id: MemberId,
+    /// Its name, e.g. `Bayern`.
+    pub name: String,
+    /// Voting or advisory.
+    pub kind: MemberKind,
+    /// Groups it belongs to.
+    #[serde(default)]
+    pub groups: BTreeSet<GroupId>,
+}
+
+/// A group of members.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    /// The group's id.
+    pub id: GroupId,
+    /// Its name, e.g. `Länder`.
+    pub name: String,
+}
+
+/// A weight table for one year, in integer units.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightTableSpec {
+    /// The table's name.
+    pub table: TableName,
+    /// The year it applies from; circulations opened in a year use the newest table of that
+    /// year or before.
+    pub year: u16,
+    /// What one unit means, e.g. `0.00001 %`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    /// Each member's weight.
+    pub weights: BTreeMap<MemberId, Weight>,
+}
+
+/// A public key to register.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySpec {
+    /// Who the key belongs to: a member or the secretariat.
+    pub holder: Actor,
+    /// The Ed25519 public key.
+    pub public_key: PublicKey,
+    /// A label, e.g. `CIO` or `deputy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+}
+
+/// `ConstituteBody`: the body with everything it starts with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConstituteBody {
+    /// The genesis public key that signs this command. It must be one of the deployment's
+    /// genesis keys; naming it here lets a verifier check the signature before it trusts
+    /// anything else in the command.
+    pub genesis_key: PublicKey,
+    /// The body's name, e.g. `IT-Planungsrat`.
+    pub name: String,
+    /// Its groups.
+    #[serde(default)]
+    pub groups: Vec<GroupSpec>,
+    /// Its members.
+    pub members: Vec<MemberSpec>,
+    /// Its weight tables.
+    #[serde(default)]
+    pub weight_tables: Vec<WeightTableSpec>,
+    /// The rule presets it uses, with their parameters.
+    #[serde(default)]
+    pub presets: BTreeMap<Preset, PresetParams>,
+    /// Initial keys, of the secretariat and of members.
+    #[serde(default)]
+    pub keys: Vec<KeySpec>,
+}
+
+/// `AdmitMember`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdmitMember {
+    /// The new member.
+    pub member: MemberSpec,
+}
+
+/// `RetireMember`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetireMember {
+    /// The member retiring.
+    pub member: MemberId,
+}
+
+/// `RevokeKey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeKey {
+    /// The key to revoke.
+    pub key_id: KeyId,
+    /// Why, for the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The text being decided on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// The full text, if circulated inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Where the text is published, if not inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// SHA-256 of the text's UTF-8 bytes: what every vote approves.
+    pub sha256: ProposalDigest,
+}
+
+/// How the circulation's rule is chosen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuleChoice {
+    /// A shipped preset; parameters not given come from the body's constitution, then from the
+    /// preset's defaults.
+    Preset {
+        /// The preset.
+        preset: Preset,
+        /// Parameters overriding the body's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        params: Option<PresetParams>,
+    },
+    /// A rule given in full.
+    Custom {
+        /// The rule.
+        rule: Rule,
+    },
+}
+
+/// `OpenCirculation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenCirculation {
+    /// The new circulation's id, chosen by the client.
+    pub circulation: CirculationId,
+    /// Its title.
+    pub title: String,
+    /// The proposal.
+    pub proposal: Proposal,
+    /// The rule.
+    pub rule: RuleChoice,
+    /// Votes recorded at or before this instant count.
+    pub deadline: DateTime<Utc>,
+}
+
+/// `CastVote`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CastVote {
+    /// The circulation.
+    pub circulation: CirculationId,
+    /// Yes, no or abstain.
+    pub choice: Choice,
+    /// The digest of the text the member approves; must be the circulated one.
+    pub proposal_sha256: ProposalDigest,
+    /// A statement for the record (Protokollerklärung).
+    #[serde(default)]
+    pub statement: Option<String>,
+}
+
+/// `ObjectToProcedure`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectToProcedure {
+    /// The circulation.
+    pub circulation: CirculationId,
+    /// Why the member refuses the written procedure.
+    pub reason: String,
+}
+
+/// `ExtendDeadline`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendDeadline {
+    /// The circulation.
+    pub circulation: CirculationId,
+    /// The new deadline; must be later than the current one.
+    pub deadline: DateTime<Utc>,
+}
+
+/// `WithdrawCirculation`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WithdrawCirculation {
+    /// The circulation.
+    pub circulation: CirculationId,
+    /// Why it is withdrawn.
+    pub reason: String,
+}
+
+/// Checks a free-text field: non-empty when required, and not longer than `max` characters.
+pub(crate) fn check_text(
+    field: &'static str,
+    text: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), DomainError> {
+    if required && text.trim().is_empty() {
+        return Err(DomainError::InvalidText {
+            field,
+            detail: "must not be empty".into(),
+        });
+    }
+    if text.chars().count() > max {
+        return Err(DomainError::InvalidText {
+            field,
+            detail: format!("must not be longer than {max} characters"),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VOTE: &str = r#"{"type":"CastVote","command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10","body":"it-planungsrat","actor":"DE-BY","issued_at":"2026-03-02T09:30:00Z","circulation":"5f0c3a86-1b7e-4d59-8a3e-0c7b1d2e4f60","choice":"yes","proposal_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","statement":null}"#;
+
+    #[test]
+    fn a_vote_parses_and_round_trips() {
+        let command = Command::from_json(VOTE.as_bytes()).unwrap();
+        assert_eq!(command.type_name(), "CastVote");
+        assert_eq!(command.actor.to_string(), "DE-BY");
+        assert!(matches!(command.stream(), StreamId::Circulation(_)));
+        let again = Command::from_json(command.to_json().as_bytes()).unwrap();
+        assert_eq!(again, command);
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_refused() {
+        let mut value: serde_json::Value = serde_json::from_str(VOTE).unwrap();
+        value["extra"] = true.into();
+        assert!(Command::from_value(value).is_err());
+
+        for (field, bad) in [
+            ("choice", serde_json::json!("maybe")),
+            ("actor", serde_json::json!("de-by")),
+            ("type", serde_json::json!("CastBallot")),
+            ("issued_at", serde_json::json!("yesterday")),
+            ("proposal_sha256", serde_json::json!("00")),
+            ("command_id", serde_json::json!(7)),
+        ] {
+            let mut value: serde_json::Value = serde_json::from_str(VOTE).unwrap();
+            value[field] = bad;
+            let error = Command::from_value(value).unwrap_err();
+            assert_eq!(error.code(), "invalid_command", "{field}");
+        }
+        for field in ["type", "command_id", "body", "actor", "issued_at", "choice"] {
+            let mut value: serde_json::Value = serde_json::from_str(VOTE).unwrap();
+            value.as_object_mut().unwrap().remove(field);
+            assert!(Command::from_value(value).is_err(), "{field}");
+        }
+    }
+}
