@@ -17,8 +17,12 @@
 //! made from seeds or from an RNG the caller passes in. So the service and an auditor verify the
 //! same way, and every function is testable without a machine around it.
 //!
+//! Many signatures are checked at once by [`batch`], which never accepts what strict
+//! verification rejects.
+//!
 //! Every failure is a [`ProofError`] whose [`ProofError::code`] is the stable string for the wire.
 
+pub mod batch;
 pub mod checkpoint;
 pub mod dsse;
 mod error;

@@ -25,3 +25,7 @@ mod checkpoint;
 
 /// Receipts: the vector receipt, tampering field by field, and the store-to-receipt path.
 mod receipt;
+
+/// Batch verification: the Ed25519 edge-case vectors of `proto/vectors/ed25519-edge-cases.json`,
+/// and batch verdicts equal to strict ones for random valid and corrupted triples.
+mod batch;

@@ -1,0 +1,266 @@
+//! How fast the auditor verifies a long history, and whether its memory stays flat.
+//!
+//! Generates a realistic history (the IT-Planungsrat; circulations of 17 votes closed by the last
+//! vote, every seventh with five members silent and closed at the deadline; a checkpoint every
+//! 1,000 records) into a bundle in a temporary directory, then verifies the bundle and reports
+//! records per second and peak RSS (VmHWM, reset before verifying) at 100,000 records and at the
+//! end, beside the raw Ed25519 batch-verification rate over all cores.
+//!
+//! `UMLAUF_BENCH_RECORDS` sets the history's length (default 1,000,000).
+//! Run with `cargo bench -p umlauf-audit --bench verify`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/audit/history.rs"]
+mod history;
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read as _, Write as _};
+use std::time::Instant;
+
+use ed25519_dalek::{Signature, Signer as _};
+use umlauf_audit::bundle::{BundleItem, BundleReader, BundleWriter};
+use umlauf_audit::{AuditOptions, Auditor};
+use umlauf_proof::batch::{self, Triple};
+use umlauf_proof::keys::signing_key_from_seed;
+
+const CHECKPOINT_EVERY: u64 = 1_000;
+const SAMPLE_AT: u64 = 100_000;
+
+fn main() {
+    let target: u64 = std::env::var("UMLAUF_BENCH_RECORDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(1_000_000);
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("history.bundle");
+
+    let started = Instant::now();
+    let size = generate(&path, target);
+    println!(
+        "generated {size} records in {:.1} s ({} MB bundle)",
+        started.elapsed().as_secs_f64(),
+        std::fs::metadata(&path).unwrap().len() / 1_000_000
+    );
+
+    let raw = raw_batch_rate(threads);
+    let ours = umlauf_batch_rate(threads);
+    println!(
+        "Ed25519 over {threads} cores: ed25519-dalek verify_batch {raw:.0}/s (raw), umlauf_proof::batch {ours:.0}/s, verify_strict {:.0}/s",
+        strict_rate(threads)
+    );
+
+    reset_peak_rss();
+    let started = Instant::now();
+    let mut reader = BundleReader::new(BufReader::with_capacity(
+        1 << 20,
+        File::open(&path).unwrap(),
+    ))
+    .unwrap();
+    let mut auditor = Auditor::new(history::anchors(), AuditOptions::default());
+    let mut records = 0_u64;
+    let mut sampled = false;
+    while let Some(item) = reader.next_item().unwrap() {
+        match item {
+            BundleItem::Record(bytes) => {
+                records += 1;
+                auditor.push(&bytes).unwrap();
+            }
+            BundleItem::Checkpoint(note) => {
+                auditor.add_checkpoint(&note).unwrap();
+            }
+        }
+        if records == SAMPLE_AT && !sampled {
+            sampled = true;
+            auditor.flush();
+            report("at 100,000", records, started, raw);
+        }
+    }
+    let outcome = auditor.finish();
+    report("at the end", records, started, raw);
+    match outcome {
+        Ok(report) => println!("{report}"),
+        Err(failure) => panic!("the generated history does not verify: {failure}"),
+    }
+}
+
+fn report(label: &str, records: u64, started: Instant, raw: f64) {
+    let rate = records as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "verified {records} records {label}: {rate:.0} records/s ({:.2} × the raw batch rate), peak RSS {} kB",
+        rate / raw,
+        peak_rss_kb()
+    );
+}
+
+/// Writes a bundle of at least `target` records (whole commands) and returns its size.
+fn generate(path: &std::path::Path, target: u64) -> u64 {
+    // The header names the size, known only at the end: write the body first, then prepend.
+    let body_path = path.with_extension("body");
+    let mut body = BufWriter::with_capacity(1 << 20, File::create(&body_path).unwrap());
+    let mut history = history::History::new();
+    let mut size = 0_u64;
+    let mut next_checkpoint = CHECKPOINT_EVERY;
+    let mut write =
+        |history: &history::History, records: Vec<Vec<u8>>, body: &mut BufWriter<File>| {
+            for record in records {
+                body.write_all(&record).unwrap();
+                body.write_all(b"\n").unwrap();
+            }
+            let size = history.size();
+            if size >= next_checkpoint {
+                let line = serde_json::json!({"checkpoint": history.checkpoint()});
+                body.write_all(line.to_string().as_bytes()).unwrap();
+                body.write_all(b"\n").unwrap();
+                next_checkpoint = size + CHECKPOINT_EVERY;
+            }
+            size
+        };
+    let constituted = history.constitute();
+    size = size.max(write(&history, constituted, &mut body));
+    let mut circulation = 0_u64;
+    while size < target {
+        circulation += 1;
+        let opened = history.open(circulation);
+        size = write(&history, opened, &mut body);
+        history.advance(1);
+        let silent = if circulation.is_multiple_of(7) { 5 } else { 0 };
+        for member in 0..(17 - silent) {
+            let choice = match (circulation + member as u64) % 11 {
+                0 => "no",
+                1 => "abstain",
+                _ => "yes",
+            };
+            let vote = history.vote(circulation, member, choice);
+            size = write(&history, vote, &mut body);
+            history.advance(1);
+        }
+        if silent > 0 {
+            history.advance(15 * 24 * 3600);
+            let close = history.close_at_deadline(circulation);
+            size = write(&history, close, &mut body);
+        }
+    }
+    // The final checkpoint covers everything.
+    let line = serde_json::json!({"checkpoint": history.checkpoint()});
+    body.write_all(line.to_string().as_bytes()).unwrap();
+    body.write_all(b"\n").unwrap();
+    body.flush().unwrap();
+    drop(body);
+
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
+    let writer = BundleWriter::new(&mut out, &history::anchors(), size, Vec::new()).unwrap();
+    // The body lines are complete records and checkpoints already.
+    drop(writer);
+    let mut body = File::open(&body_path).unwrap();
+    let mut buffer = vec![0_u8; 1 << 20];
+    loop {
+        let read = body.read(&mut buffer).unwrap();
+        if read == 0 {
+            break;
+        }
+        out.write_all(&buffer[..read]).unwrap();
+    }
+    out.flush().unwrap();
+    std::fs::remove_file(&body_path).unwrap();
+    size
+}
+
+/// Valid triples over a few keys with vote-sized messages.
+fn triples() -> (
+    Vec<umlauf_proof::VerifyingKey>,
+    Vec<Vec<u8>>,
+    Vec<Signature>,
+) {
+    let keys: Vec<_> = (0..17_u8)
+        .map(|seed| signing_key_from_seed([seed + 1; 32]))
+        .collect();
+    let messages: Vec<Vec<u8>> = (0..4096)
+        .map(|index| format!("DSSEv1 38 application/vnd.umlauf.command.v1+json 330 {{\"type\":\"CastVote\",\"n\":{index},{}}}", "x".repeat(300)).into_bytes())
+        .collect();
+    let signatures = messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| keys[index % 17].sign(message))
+        .collect();
+    let public = (0..4096)
+        .map(|index| keys[index % 17].verifying_key())
+        .collect();
+    (public, messages, signatures)
+}
+
+/// Signatures per second over `threads` threads, each running `verify` on the whole set.
+fn rate(
+    threads: usize,
+    verify: impl Fn(&[umlauf_proof::VerifyingKey], &[Vec<u8>], &[Signature]) + Sync,
+) -> f64 {
+    let (keys, messages, signatures) = triples();
+    let rounds = 3;
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                for _ in 0..rounds {
+                    verify(&keys, &messages, &signatures);
+                }
+            });
+        }
+    });
+    (threads * rounds * messages.len()) as f64 / started.elapsed().as_secs_f64()
+}
+
+fn raw_batch_rate(threads: usize) -> f64 {
+    rate(threads, |keys, messages, signatures| {
+        for ((keys, messages), signatures) in keys
+            .chunks(1024)
+            .zip(messages.chunks(1024))
+            .zip(signatures.chunks(1024))
+        {
+            let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            ed25519_dalek::verify_batch(&messages, signatures, keys).unwrap();
+        }
+    })
+}
+
+fn umlauf_batch_rate(threads: usize) -> f64 {
+    rate(threads, |keys, messages, signatures| {
+        let bytes: Vec<[u8; 64]> = signatures.iter().map(Signature::to_bytes).collect();
+        let triples: Vec<Triple<'_>> = keys
+            .iter()
+            .zip(messages)
+            .zip(&bytes)
+            .map(|((key, message), signature)| Triple {
+                key,
+                message,
+                signature,
+            })
+            .collect();
+        assert!(batch::verify(&triples).iter().all(|verdict| *verdict));
+    })
+}
+
+fn strict_rate(threads: usize) -> f64 {
+    rate(threads, |keys, messages, signatures| {
+        for ((key, message), signature) in keys.iter().zip(messages).zip(signatures).take(1024) {
+            key.verify_strict(message, signature).unwrap();
+        }
+    }) / 4.0
+}
+
+/// Resets VmHWM to the current RSS (Linux: write 5 to clear_refs).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmHWM:"))
+                .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}

@@ -1,0 +1,550 @@
+//! Planning one group commit: which appends of a batch succeed, which fail, and the exact records.
+//!
+//! This is the pure half of the writer. Given what the batch's transaction read under the head
+//! lock (the head, the versions of the streams involved, the command ids already recorded), it
+//! walks the appends in arrival order, checks each against the state left by the appends before
+//! it (so several commands on one stream in one batch land in order), builds and serialises the
+//! records of those that pass, and gives each that fails its own error without failing the others.
+//! The backends then write the plan in the same transaction.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Datelike, Utc};
+use umlauf_domain::ids::CommandId;
+use umlauf_domain::{Event, Record, StreamId};
+
+use crate::append::{Append, Appended, Cause, StoredRecord};
+use crate::error::StoreError;
+use crate::read_models::ProjectionRows;
+
+/// An append checked and half-serialised by the caller's task, ready for the writer.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub(crate) stream: StreamId,
+    pub(crate) expected_version: u64,
+    /// The stream's version after the append.
+    pub(crate) last_version: u64,
+    pub(crate) events: Vec<PreparedEvent>,
+    pub(crate) recorded_at: DateTime<Utc>,
+    pub(crate) cause: Option<Cause>,
+    pub(crate) rows: ProjectionRows,
+}
+
+/// One event's type, schema version and data.
+#[derive(Debug)]
+pub(crate) struct PreparedEvent {
+    event_type: &'static str,
+    schema: u32,
+    data: serde_json::Value,
+}
+
+impl Prepared {
+    /// Checks an append that needs no database to judge, and does the work that needs no
+    /// position yet: the events' data and the read-model rows.
+    pub(crate) fn new(append: Append) -> Result<Self, StoreError> {
+        if append.events.is_empty() {
+            return Err(StoreError::InvalidAppend(
+                "an append needs at least one event".into(),
+            ));
+        }
+        let last_version = u64::try_from(append.events.len())
+            .ok()
+            .and_then(|count| append.expected_version.checked_add(count))
+            .filter(|version| i64::try_from(*version).is_ok())
+            .ok_or_else(|| {
+                StoreError::InvalidAppend(format!(
+                    "expected version {} is out of range",
+                    append.expected_version
+                ))
+            })?;
+        if !(1..=9999).contains(&append.recorded_at.year()) {
+            return Err(StoreError::InvalidAppend(format!(
+                "recording time {} is outside the years 1 to 9999",
+                append.recorded_at
+            )));
+        }
+        let rows = ProjectionRows::of(&append.stream, &append.projection)?;
+        let events = append
+            .events
+            .iter()
+            .map(|event| PreparedEvent {
+                event_type: event.type_name(),
+                schema: Event::SCHEMA_VERSION,
+                data: event.data(),
+            })
+            .collect();
+        Ok(Self {
+            stream: append.stream,
+            expected_version: append.expected_version,
+            last_version,
+            events,
+            recorded_at: append.recorded_at,
+            cause: append.cause,
+            rows,
+        })
+    }
+}
+
+/// A batch whose transaction failed, with its appends for another try.
+#[derive(Debug)]
+pub(crate) struct Failed {
+    pub(crate) error: StoreError,
+    pub(crate) items: Vec<Prepared>,
+}
+
+/// What a batch's transaction read under the head lock.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// The head position.
+    pub(crate) head: u64,
+    /// The head record's recording time.
+    pub(crate) head_recorded_at: Option<DateTime<Utc>>,
+    /// The current version of every stream the batch appends to that has any records.
+    pub(crate) stream_versions: HashMap<StreamId, u64>,
+    /// The digest of every command id of the batch that is already recorded.
+    pub(crate) known_commands: HashMap<CommandId, [u8; 32]>,
+}
+
+/// What became of one append of the batch.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Appended: these records of the plan.
+    New { first: usize, count: usize },
+    /// The same command as an earlier append of this batch.
+    DuplicateInBatch { earlier: usize },
+    /// The same command as one recorded before: its records are read from the database.
+    DuplicateStored(CommandId),
+    /// Refused; nothing written for it.
+    Refused(StoreError),
+}
+
+/// A command row to insert.
+#[derive(Debug)]
+pub(crate) struct NewCommand {
+    pub(crate) command_id: CommandId,
+    pub(crate) digest: [u8; 32],
+    pub(crate) first_position: u64,
+    pub(crate) record_count: u64,
+}
+
+/// Everything one batch writes, and what each append gets back.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    pub(crate) outcomes: Vec<Outcome>,
+    /// The new records, in position order.
+    pub(crate) records: Vec<StoredRecord>,
+    pub(crate) commands: Vec<NewCommand>,
+    /// The version of every stream of the batch after it.
+    pub(crate) stream_versions: HashMap<StreamId, u64>,
+    /// For every stream appended to, the index of its last successful append, whose projection is
+    /// the stream's read model after the batch.
+    pub(crate) projections: BTreeMap<StreamId, usize>,
+    /// The head before the batch: where it was planned against.
+    pub(crate) head_before: u64,
+    /// The head after the batch.
+    pub(crate) head: u64,
+    /// The head's recording time after the batch.
+    pub(crate) head_recorded_at: Option<DateTime<Utc>>,
+    /// The batch's appends; the event data and envelopes of those appended moved into
+    /// `records` (see [`Plan::into_items`]).
+    pub(crate) items: Vec<Prepared>,
+}
+
+impl Plan {
+    /// Whether the batch writes anything.
+    pub(crate) fn writes_anything(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// The command ids whose first result must be read back from the database.
+    pub(crate) fn stored_duplicates(&self) -> Vec<CommandId> {
+        let mut ids: Vec<CommandId> = self
+            .outcomes
+            .iter()
+            .filter_map(|outcome| match outcome {
+                Outcome::DuplicateStored(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable_by_key(|id| id.0);
+        ids.dedup();
+        ids
+    }
+
+    /// Each append's result, once the plan is committed; `stored` holds the records of the
+    /// [`Plan::stored_duplicates`]. The new records move into the results.
+    pub(crate) fn into_results(
+        self,
+        stored: &HashMap<CommandId, Vec<StoredRecord>>,
+    ) -> Vec<Result<Appended, StoreError>> {
+        let Plan {
+            outcomes, records, ..
+        } = self;
+        // Copies for duplicates of appends in this batch (rare), taken before the records move.
+        let mut copies: HashMap<usize, Vec<StoredRecord>> = HashMap::new();
+        for outcome in &outcomes {
+            if let Outcome::DuplicateInBatch { earlier } = outcome
+                && let Some(Outcome::New { first, count }) = outcomes.get(*earlier)
+            {
+                let copy = records.get(*first..first + count).map(<[_]>::to_vec);
+                copies.insert(*earlier, copy.unwrap_or_default());
+            }
+        }
+        let mut records = records.into_iter();
+        outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                Outcome::New { count, .. } => Ok(Appended {
+                    records: records.by_ref().take(count).collect(),
+                    duplicate: false,
+                }),
+                Outcome::DuplicateInBatch { earlier } => Ok(Appended {
+                    records: copies.get(&earlier).cloned().unwrap_or_default(),
+                    duplicate: true,
+                }),
+                Outcome::DuplicateStored(id) => Ok(Appended {
+                    records: stored.get(&id).cloned().unwrap_or_default(),
+                    duplicate: true,
+                }),
+                Outcome::Refused(error) => Err(error),
+            })
+            .collect()
+    }
+
+    /// The batch's appends as they were before planning, for committing them again (one by one,
+    /// after the batch's transaction failed): the event data and envelopes move back out of the
+    /// records.
+    pub(crate) fn into_items(self) -> Vec<Prepared> {
+        let Plan {
+            outcomes,
+            records,
+            mut items,
+            ..
+        } = self;
+        let mut records = records.into_iter();
+        for (outcome, item) in outcomes.iter().zip(items.iter_mut()) {
+            if let Outcome::New { count, .. } = outcome {
+                restore(item, records.by_ref().take(*count));
+            }
+        }
+        items
+    }
+}
+
+/// Moves the event data and the envelope of an append's records back into the append.
+fn restore(item: &mut Prepared, records: impl Iterator<Item = StoredRecord>) {
+    for (event, stored) in item.events.iter_mut().zip(records) {
+        let Record { data, envelope, .. } = stored.record;
+        event.data = data;
+        if let (Some(envelope), Some(cause)) = (envelope, item.cause.as_mut()) {
+            cause.envelope = envelope;
+        }
+    }
+}
+
+/// Plans a batch: see the module documentation. `max_record_bytes` limits each record's size.
+pub(crate) fn plan(snapshot: Snapshot, mut items: Vec<Prepared>, max_record_bytes: usize) -> Plan {
+    let Snapshot {
+        mut head,
+        mut head_recorded_at,
+        mut stream_versions,
+        known_commands,
+    } = snapshot;
+    let head_before = head;
+    for item in &items {
+        stream_versions.entry(item.stream.clone()).or_insert(0);
+    }
+    let mut outcomes = Vec::with_capacity(items.len());
+    let mut records: Vec<StoredRecord> = Vec::new();
+    let mut commands = Vec::new();
+    let mut projections = BTreeMap::new();
+    // Command ids appended by this batch so far: their digest and the append's index.
+    let mut batch_commands: HashMap<CommandId, ([u8; 32], usize)> = HashMap::new();
+
+    for (index, item) in items.iter_mut().enumerate() {
+        if let Some(cause) = &item.cause {
+            let earlier = batch_commands
+                .get(&cause.command_id)
+                .map(|(digest, earlier)| (*digest, Some(*earlier)))
+                .or_else(|| {
+                    known_commands
+                        .get(&cause.command_id)
+                        .map(|digest| (*digest, None))
+                });
+            match earlier {
+                Some((digest, _)) if digest != cause.digest => {
+                    outcomes.push(Outcome::Refused(StoreError::CommandIdReused {
+                        command_id: cause.command_id,
+                    }));
+                    continue;
+                }
+                Some((_, Some(earlier))) => {
+                    outcomes.push(Outcome::DuplicateInBatch { earlier });
+                    continue;
+                }
+                Some((_, None)) => {
+                    outcomes.push(Outcome::DuplicateStored(cause.command_id));
+                    continue;
+                }
+                None => {}
+            }
+        }
+        let version = stream_versions.get(&item.stream).copied().unwrap_or(0);
+        if version != item.expected_version {
+            outcomes.push(Outcome::Refused(StoreError::Conflict {
+                stream: item.stream.clone(),
+                expected: item.expected_version,
+                actual: version,
+            }));
+            continue;
+        }
+        if let Some(head_recorded_at) = head_recorded_at
+            && item.recorded_at < head_recorded_at
+        {
+            outcomes.push(Outcome::Refused(StoreError::ClockBehind {
+                recorded_at: item.recorded_at,
+                head_recorded_at,
+            }));
+            continue;
+        }
+        match build_records(item, head, max_record_bytes) {
+            Ok(built) => {
+                let count = built.len();
+                let first = records.len();
+                if let Some(cause) = &item.cause {
+                    commands.push(NewCommand {
+                        command_id: cause.command_id,
+                        digest: cause.digest,
+                        first_position: head + 1,
+                        record_count: item.last_version - item.expected_version,
+                    });
+                    batch_commands.insert(cause.command_id, (cause.digest, index));
+                }
+                records.extend(built);
+                head += item.last_version - item.expected_version;
+                head_recorded_at = Some(item.recorded_at);
+                stream_versions.insert(item.stream.clone(), item.last_version);
+                projections.insert(item.stream.clone(), index);
+                outcomes.push(Outcome::New { first, count });
+            }
+            Err(error) => outcomes.push(Outcome::Refused(error)),
+        }
+    }
+    Plan {
+        outcomes,
+        records,
+        commands,
+        projections,
+        stream_versions,
+        head_before,
+        head,
+        head_recorded_at,
+        items,
+    }
+}
+
+/// The records of one append placed after `head`, serialised once each. The event data and the
+/// envelope move into the records; if a record is too large they move back and the append is
+/// refused.
+fn build_records(
+    item: &mut Prepared,
+    head: u64,
+    max_record_bytes: usize,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut built = Vec::with_capacity(item.events.len());
+    let mut too_large = None;
+    for (offset, event) in (1u64..).zip(item.events.iter_mut()) {
+        let envelope = match item.cause.as_mut() {
+            Some(cause) if offset == 1 => Some(std::mem::take(&mut cause.envelope)),
+            _ => None,
+        };
+        let record = Record {
+            position: head + offset,
+            stream: item.stream.clone(),
+            version: item.expected_version + offset,
+            event_type: event.event_type.to_owned(),
+            schema: event.schema,
+            recorded_at: item.recorded_at,
+            data: std::mem::take(&mut event.data),
+            command_id: item.cause.as_ref().map(|cause| cause.command_id),
+            envelope,
+        };
+        let stored = StoredRecord::new(record);
+        if stored.bytes.len() > max_record_bytes {
+            too_large = Some(stored.bytes.len());
+        }
+        built.push(stored);
+        if too_large.is_some() {
+            break;
+        }
+    }
+    match too_large {
+        None => Ok(built),
+        Some(size) => {
+            restore(item, built.into_iter());
+            Err(StoreError::RecordTooLarge {
+                size,
+                limit: max_record_bytes,
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use umlauf_domain::event::MemberRetired;
+    use umlauf_domain::ids::{BodyId, MemberId};
+
+    use super::*;
+    use crate::append::Projection;
+
+    fn at(second: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_772_442_000 + second, 0).unwrap()
+    }
+
+    fn stream(body: &str) -> StreamId {
+        StreamId::Body(BodyId::parse(body).unwrap())
+    }
+
+    /// An append of `count` events to `body`'s stream at `expected`, caused by command `id`.
+    fn append(body: &str, expected: u64, count: usize, id: u128, second: i64) -> Prepared {
+        let events = (0..count)
+            .map(|_| {
+                Event::MemberRetired(MemberRetired {
+                    member: MemberId::parse("DE").unwrap(),
+                })
+            })
+            .collect();
+        Prepared::new(Append {
+            stream: stream(body),
+            expected_version: expected,
+            events,
+            recorded_at: at(second),
+            cause: Some(Cause {
+                command_id: CommandId(uuid::Uuid::from_u128(id)),
+                envelope: serde_json::json!({"payload": format!("command {id}")}),
+                digest: [u8::try_from(id % 256).unwrap(); 32],
+            }),
+            projection: Projection::Body(Vec::new()),
+        })
+        .unwrap()
+    }
+
+    fn codes(results: &[Result<Appended, StoreError>]) -> Vec<String> {
+        results
+            .iter()
+            .map(|result| match result {
+                Ok(appended) if appended.duplicate => {
+                    format!("duplicate {:?}", appended.last_position())
+                }
+                Ok(appended) => format!("new {:?}", appended.last_position()),
+                Err(error) => error.code().to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_is_judged_in_order_each_append_against_the_ones_before() {
+        let snapshot = Snapshot {
+            head: 10,
+            head_recorded_at: Some(at(5)),
+            stream_versions: [(stream("a"), 3)].into_iter().collect(),
+            known_commands: [(CommandId(uuid::Uuid::from_u128(99)), [99; 32])]
+                .into_iter()
+                .collect(),
+        };
+        let items = vec![
+            append("a", 3, 2, 1, 5),  // a: 4, 5 at positions 11, 12
+            append("a", 5, 1, 2, 6),  // a: 6 at 13, after the first
+            append("a", 5, 1, 3, 6),  // lost the race to the second
+            append("b", 0, 1, 1, 7),  // the first command again: a duplicate in the batch
+            append("b", 0, 1, 99, 7), // recorded before, same digest
+            append("b", 0, 1, 4, 4),  // clock behind the head, which is at second 6 now
+            append("b", 0, 1, 2, 8),  // the second command's id with another digest
+            append("b", 1, 1, 5, 8),  // b is at 0: a conflict
+            append("b", 0, 1, 6, 9),  // b: 1 at 14
+        ];
+        let mut items = items;
+        items[6].cause.as_mut().unwrap().digest = [7; 32];
+        let plan = plan(snapshot, items, 1 << 20);
+        assert_eq!(plan.head_before, 10);
+        assert_eq!(plan.head, 14);
+        assert_eq!(plan.head_recorded_at, Some(at(9)));
+        assert_eq!(plan.stream_versions[&stream("a")], 6);
+        assert_eq!(plan.stream_versions[&stream("b")], 1);
+        assert_eq!(
+            plan.stored_duplicates(),
+            [CommandId(uuid::Uuid::from_u128(99))]
+        );
+        assert_eq!(plan.commands.len(), 3);
+        assert_eq!(plan.projections[&stream("a")], 1);
+        assert_eq!(plan.projections[&stream("b")], 8);
+        let positions: Vec<u64> = plan.records.iter().map(StoredRecord::position).collect();
+        assert_eq!(positions, [11, 12, 13, 14]);
+        // The envelope is on the first record of each command only.
+        let envelopes: Vec<bool> = plan
+            .records
+            .iter()
+            .map(|stored| stored.record.envelope.is_some())
+            .collect();
+        assert_eq!(envelopes, [true, false, true, true]);
+        assert!(
+            plan.records
+                .iter()
+                .all(|stored| stored.bytes == stored.record.to_bytes())
+        );
+
+        let results = plan.into_results(&HashMap::new());
+        assert_eq!(
+            codes(&results),
+            [
+                "new Some(12)",
+                "new Some(13)",
+                "conflict",
+                "duplicate Some(12)",
+                "duplicate None",
+                "clock_behind",
+                "command_id_reused",
+                "conflict",
+                "new Some(14)",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_oversize_append_is_refused_alone_and_keeps_its_data() {
+        let mut big = append("a", 0, 1, 1, 1);
+        big.events[0].data = serde_json::json!({"member": "x".repeat(600)});
+        let plan = plan(Snapshot::default(), vec![big, append("b", 0, 1, 2, 1)], 500);
+        assert_eq!(
+            plan.items[0].events[0].data["member"]
+                .as_str()
+                .map(str::len),
+            Some(600)
+        );
+        assert_eq!(
+            plan.items[0].cause.as_ref().unwrap().envelope["payload"],
+            "command 1"
+        );
+        let results = plan.into_results(&HashMap::new());
+        assert_eq!(codes(&results), ["record_too_large", "new Some(1)"]);
+    }
+
+    #[test]
+    fn a_plan_gives_its_appends_back_as_they_were() {
+        let items = vec![
+            append("a", 0, 2, 1, 1),
+            append("a", 7, 1, 2, 1),
+            append("b", 0, 1, 3, 2),
+        ];
+        let before: Vec<String> = items.iter().map(|item| format!("{item:?}")).collect();
+        let plan = plan(Snapshot::default(), items, 1 << 20);
+        assert_eq!(plan.records.len(), 3);
+        let after: Vec<String> = plan
+            .into_items()
+            .iter()
+            .map(|item| format!("{item:?}"))
+            .collect();
+        assert_eq!(after, before);
+    }
+}

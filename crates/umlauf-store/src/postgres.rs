@@ -1,0 +1,892 @@
+//! The PostgreSQL backend: production, and several replicas on one database.
+//!
+//! A batch's transaction first locks the single head row (`SELECT … FOR UPDATE`), so batches from
+//! every replica take turns; under READ COMMITTED each later statement sees everything committed
+//! before the lock was granted. A batch costs four round trips whatever its size: `BEGIN` with
+//! the lock, one statement reading the versions of all streams involved and the command ids
+//! already recorded, one statement writing everything (rows travel as arrays that `unnest` turns
+//! into rows, and data-modifying `WITH` clauses put every table into one statement), and `COMMIT`
+//! with its one WAL flush.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Connection, Row};
+use umlauf_domain::StreamId;
+use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
+use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
+use uuid::Uuid;
+
+use crate::append::{Appended, Head, Projection, StoredRecord};
+use crate::batch::{self, Failed, Plan, Prepared, Snapshot};
+use crate::columns::{RECORD_COLUMNS, head_of, instant_text, to_digest, to_i64, to_u64};
+use crate::error::StoreError;
+use crate::read_models::{
+    ProjectionRows, canonical_json, circulation_state_name, dump_line, parse_key, parse_status,
+};
+use crate::store::{RebuildSummary, StoreOptions};
+use crate::time::sortable;
+
+/// Whether a schema name is a plain lower-case identifier, safe to put into SQL unquoted.
+fn valid_schema(schema: &str) -> bool {
+    let mut chars = schema.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_lowercase() || first == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && schema.len() <= 63
+}
+
+/// Connects, creating the schema if one is named, and migrates. Returns the pool and the
+/// options for the writer's own connection.
+pub(crate) async fn connect(
+    options: &StoreOptions,
+) -> Result<(PgPool, PgConnectOptions), StoreError> {
+    let mut connect = PgConnectOptions::from_str(&options.url)
+        .map_err(|error| StoreError::InvalidConfig(format!("{}: {error}", redact(&options.url))))?
+        .application_name("umlauf-store");
+    if let Some(schema) = &options.schema {
+        if !valid_schema(schema) {
+            return Err(StoreError::InvalidConfig(format!(
+                "schema {schema:?} must be 1 to 63 characters of a-z, 0-9 and _, not starting with a digit"
+            )));
+        }
+        let mut connection = PgConnection::connect_with(&connect).await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}"
+        )))
+        .execute(&mut connection)
+        .await?;
+        connection.close().await?;
+        connect = connect.options([("search_path", schema.as_str())]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .connect_with(connect.clone())
+        .await?;
+    sqlx::migrate!("migrations/postgres").run(&pool).await?;
+    Ok((pool, connect))
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// What the writer knows about the log between batches: the head after its last batch, and the
+/// versions of the streams it has seen, exact as of that head. If the head is still there when
+/// the next batch runs, nobody else has appended since, and the batch needs no reads at all.
+#[derive(Debug, Default)]
+pub(crate) struct WriterCache {
+    head: Option<Head>,
+    versions: HashMap<StreamId, u64>,
+}
+
+/// Streams the cache remembers at most; beyond that it starts afresh.
+const CACHED_STREAMS: usize = 100_000;
+
+impl WriterCache {
+    /// Forgets everything: after a failure, or when another writer moved the head.
+    pub(crate) fn reset(&mut self) {
+        self.head = None;
+        self.versions.clear();
+    }
+
+    /// Takes in what a committed plan left.
+    fn remember(&mut self, plan: &Plan) {
+        if self.versions.len() > CACHED_STREAMS {
+            self.versions.clear();
+        }
+        self.head = Some(Head {
+            position: plan.head,
+            recorded_at: plan.head_recorded_at,
+        });
+        for (stream, version) in &plan.stream_versions {
+            self.versions.insert(stream.clone(), *version);
+        }
+    }
+}
+
+/// SQLSTATE of `log_assert` (see the migration): the batch's statement found the head moved and
+/// wrote nothing.
+const DECLINED: &str = "U0001";
+
+/// Commits one batch on the writer's connection: see the `batch` module.
+///
+/// The fast path sends one statement, committed on its own: it moves the head from where this
+/// writer left it and writes everything, or, if the head has moved (another replica appended)
+/// or a command id is already recorded, writes nothing and declines. Then the slow path runs:
+/// lock the head, read the streams' versions and the command ids, plan again, write, commit.
+///
+/// On an error the appends come back for another try; the writer drops the connection.
+pub(crate) async fn commit_batch(
+    connection: &mut PgConnection,
+    cache: &mut WriterCache,
+    items: Vec<Prepared>,
+    max_record_bytes: usize,
+) -> Result<Vec<Result<Appended, StoreError>>, Failed> {
+    let items = match fast_batch(connection, cache, items, max_record_bytes).await {
+        Ok(Ok(results)) => return Ok(results),
+        Ok(Err(declined)) => declined,
+        Err(failed) => {
+            cache.reset();
+            return Err(failed);
+        }
+    };
+    let result = slow_batch(connection, items, max_record_bytes).await;
+    match &result {
+        Ok((plan, _)) => cache.remember(plan),
+        Err(_) => cache.reset(),
+    }
+    let outcome = match result {
+        Ok((plan, stored)) if plan.writes_anything() => {
+            match sqlx::raw_sql("COMMIT").execute(&mut *connection).await {
+                Ok(_) => return Ok(plan.into_results(&stored)),
+                Err(error) => {
+                    cache.reset();
+                    Err((error.into(), plan.into_items()))
+                }
+            }
+        }
+        Ok((plan, stored)) => Ok(plan.into_results(&stored)),
+        Err(failed) => Err((failed.error, failed.items)),
+    };
+    // Nothing to commit, or a failure: end the transaction. If even that fails, the writer drops
+    // the connection anyway.
+    let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+    match (outcome, rollback) {
+        (Ok(results), Ok(_)) => Ok(results),
+        (Ok(results), Err(error)) => {
+            tracing::warn!(%error, "rollback after a batch that wrote nothing failed");
+            Ok(results)
+        }
+        (Err((error, items)), _) => Err(Failed { error, items }),
+    }
+}
+
+/// The fast path: the results, or the appends back if the batch must take the slow path.
+async fn fast_batch(
+    connection: &mut PgConnection,
+    cache: &mut WriterCache,
+    items: Vec<Prepared>,
+    max_record_bytes: usize,
+) -> Result<Result<Vec<Result<Appended, StoreError>>, Vec<Prepared>>, Failed> {
+    let mut missing: Vec<String> = items
+        .iter()
+        .filter(|item| cache.head.is_none() || !cache.versions.contains_key(&item.stream))
+        .map(|item| item.stream.to_string())
+        .collect();
+    if !missing.is_empty() {
+        missing.sort_unstable();
+        missing.dedup();
+        if let Err(error) = prefetch(connection, cache, &missing).await {
+            return Err(Failed { error, items });
+        }
+    }
+    let Some(head) = cache.head else {
+        return Ok(Err(items));
+    };
+    let snapshot = Snapshot {
+        head: head.position,
+        head_recorded_at: head.recorded_at,
+        stream_versions: items
+            .iter()
+            .filter_map(|item| {
+                let version = cache.versions.get(&item.stream)?;
+                Some((item.stream.clone(), *version))
+            })
+            .collect(),
+        known_commands: HashMap::new(),
+    };
+    let plan = batch::plan(snapshot, items, max_record_bytes);
+    if !plan.writes_anything() {
+        // Only refusals, judged on what this writer remembers: judge them under the lock.
+        return Ok(Err(plan.into_items()));
+    }
+    let written = match BatchArrays::of_plan(&plan, Some(head.position)) {
+        Ok(arrays) => arrays.write(connection).await,
+        Err(error) => Err(error),
+    };
+    match written {
+        Ok(()) => {
+            cache.remember(&plan);
+            Ok(Ok(plan.into_results(&HashMap::new())))
+        }
+        Err(error) if is_declined(&error) => {
+            cache.reset();
+            Ok(Err(plan.into_items()))
+        }
+        Err(error) => Err(Failed {
+            error,
+            items: plan.into_items(),
+        }),
+    }
+}
+
+/// Whether the fast path's statement declined: the head had moved, or a command id (or, after a
+/// race with another replica, a position) was already taken.
+fn is_declined(error: &StoreError) -> bool {
+    let StoreError::Database(sqlx::Error::Database(database)) = error else {
+        return false;
+    };
+    matches!(database.code().as_deref(), Some(DECLINED | "23505"))
+}
+
+/// Reads the head and the versions of `streams` in one snapshot, without locking, into the
+/// cache. If the head is not where the cache had it, the cache starts afresh.
+async fn prefetch(
+    connection: &mut PgConnection,
+    cache: &mut WriterCache,
+    streams: &[String],
+) -> Result<(), StoreError> {
+    let rows = sqlx::query(
+        "SELECT h.position, h.recorded_at, s.stream, \
+                (SELECT r.version FROM log_records r WHERE r.stream = s.stream \
+                 ORDER BY r.version DESC LIMIT 1) \
+         FROM log_head h LEFT JOIN unnest($1::text[]) AS s(stream) ON true",
+    )
+    .bind(streams)
+    .fetch_all(&mut *connection)
+    .await?;
+    let first = rows
+        .first()
+        .ok_or_else(|| StoreError::InvalidConfig("the log_head row is missing".into()))?;
+    let head = head_of(first.try_get(0)?, first.try_get(1)?)?;
+    if cache.head != Some(head) {
+        cache.reset();
+        cache.head = Some(head);
+    }
+    for row in &rows {
+        let stream: Option<&str> = row.try_get(2)?;
+        let version: Option<i64> = row.try_get(3)?;
+        if let Some(Ok(stream)) = stream.map(StreamId::parse) {
+            let version = version.map(to_u64).transpose()?.unwrap_or(0);
+            cache.versions.insert(stream, version);
+        }
+    }
+    Ok(())
+}
+
+/// The slow path: the batch inside its transaction, up to (not including) the commit.
+async fn slow_batch(
+    connection: &mut PgConnection,
+    items: Vec<Prepared>,
+    max_record_bytes: usize,
+) -> Result<(Plan, HashMap<CommandId, Vec<StoredRecord>>), Failed> {
+    // The lock comes first and travels with BEGIN: a statement that waited for it sees the head
+    // row as the previous holder left it, and every statement after it sees everything that
+    // holder committed.
+    let head = match lock_head(connection).await {
+        Ok(head) => head,
+        Err(error) => return Err(Failed { error, items }),
+    };
+    let snapshot = match read_snapshot(connection, head, &items).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => return Err(Failed { error, items }),
+    };
+    let plan = batch::plan(snapshot, items, max_record_bytes);
+    match write_plan(connection, &plan).await {
+        Ok(stored) => Ok((plan, stored)),
+        Err(error) => Err(Failed {
+            error,
+            items: plan.into_items(),
+        }),
+    }
+}
+
+async fn lock_head(connection: &mut PgConnection) -> Result<Head, StoreError> {
+    let rows = sqlx::raw_sql("BEGIN; SELECT position, recorded_at FROM log_head FOR UPDATE")
+        .fetch_all(&mut *connection)
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::InvalidConfig("the log_head row is missing".into()))?;
+    head_of(row.try_get(0)?, row.try_get(1)?)
+}
+
+/// Reads the first results of duplicates and writes what the plan appends.
+async fn write_plan(
+    connection: &mut PgConnection,
+    plan: &Plan,
+) -> Result<HashMap<CommandId, Vec<StoredRecord>>, StoreError> {
+    let mut stored = HashMap::new();
+    for command_id in plan.stored_duplicates() {
+        let records = command_records(connection, &command_id).await?;
+        stored.insert(command_id, records);
+    }
+    if plan.writes_anything() {
+        BatchArrays::of_plan(plan, Some(plan.head_before))?
+            .write(connection)
+            .await?;
+    }
+    Ok(stored)
+}
+
+async fn read_snapshot(
+    connection: &mut PgConnection,
+    head: Head,
+    items: &[Prepared],
+) -> Result<Snapshot, StoreError> {
+    let mut snapshot = Snapshot {
+        head: head.position,
+        head_recorded_at: head.recorded_at,
+        ..Snapshot::default()
+    };
+
+    let mut streams: Vec<String> = items.iter().map(|item| item.stream.to_string()).collect();
+    streams.sort_unstable();
+    streams.dedup();
+    let command_ids: Vec<Uuid> = items
+        .iter()
+        .filter_map(|item| item.cause.as_ref().map(|cause| cause.command_id.0))
+        .collect();
+    // One round trip for both: the streams' versions (kind 'v') and the known commands ('c').
+    let rows = sqlx::query(
+        "SELECT 'v' AS kind, s.stream AS key, \
+                (SELECT r.version FROM log_records r WHERE r.stream = s.stream \
+                 ORDER BY r.version DESC LIMIT 1) AS version, NULL::bytea AS digest \
+         FROM unnest($1::text[]) AS s(stream) \
+         UNION ALL \
+         SELECT 'c', c.command_id::text, NULL, c.digest \
+         FROM log_commands c WHERE c.command_id = ANY($2::uuid[])",
+    )
+    .bind(&streams)
+    .bind(&command_ids)
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in rows {
+        let kind: &str = row.try_get(0)?;
+        let key: &str = row.try_get(1)?;
+        if kind == "v" {
+            let version: Option<i64> = row.try_get(2)?;
+            if let (Some(version), Ok(stream)) = (version, StreamId::parse(key)) {
+                snapshot.stream_versions.insert(stream, to_u64(version)?);
+            }
+        } else {
+            let digest: Vec<u8> = row.try_get(3)?;
+            if let Ok(id) = Uuid::parse_str(key) {
+                snapshot
+                    .known_commands
+                    .insert(CommandId(id), to_digest(&digest)?);
+            }
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Everything one batch writes, as one array per column: bound to [`WRITE_BATCH`].
+#[derive(Debug, Default)]
+struct BatchArrays<'a> {
+    positions: Vec<i64>,
+    streams: Vec<String>,
+    versions: Vec<i64>,
+    types: Vec<&'a str>,
+    record_commands: Vec<Option<Uuid>>,
+    bytes: Vec<&'a [u8]>,
+    hashes: Vec<&'a [u8]>,
+    command_ids: Vec<Uuid>,
+    digests: Vec<&'a [u8]>,
+    first_positions: Vec<i64>,
+    record_counts: Vec<i64>,
+    head: Option<i64>,
+    head_recorded_at: Option<String>,
+    expected_head: Option<i64>,
+    unopened: Vec<Uuid>,
+    status_ids: Vec<Uuid>,
+    status_bodies: Vec<&'a str>,
+    status_states: Vec<&'a str>,
+    status_deadlines: Vec<&'a str>,
+    status_versions: Vec<i64>,
+    status_json: Vec<&'a str>,
+    inbox_circulations: Vec<Uuid>,
+    inbox_members: Vec<&'a str>,
+    inbox_bodies: Vec<&'a str>,
+    key_bodies_replaced: Vec<&'a str>,
+    key_bodies: Vec<&'a str>,
+    key_ids: Vec<&'a str>,
+    key_holders: Vec<&'a str>,
+    key_states: Vec<&'a str>,
+    key_json: Vec<&'a str>,
+}
+
+/// One statement for a whole batch: the head, the records, the commands, and the read models of
+/// every stream appended to.
+///
+/// The head moves first, and only from `$30`, where the batch was planned against: every other
+/// clause is gated on that move (so nothing else is touched unless this statement holds the head
+/// row's lock and the head is where it was planned), and the final `log_assert` aborts the whole
+/// statement, writing nothing, if the head had moved. A command id recorded before fails the
+/// statement on `log_commands`' primary key, which also writes nothing. Each
+/// clause sees the tables as they were when the statement began, so the inbox's deletions (members
+/// no longer awaited) and insertions (members awaited now, existing rows left alone) are disjoint.
+/// Empty arrays write nothing. A NULL head (`$11`) leaves the head alone and writes read models
+/// only: a rebuild.
+const WRITE_BATCH: &str = "\
+WITH new_head AS (
+    UPDATE log_head SET position = $11, recorded_at = $12
+    WHERE $11::bigint IS NOT NULL AND position = $30
+    RETURNING 1
+), gate AS (
+    SELECT $11::bigint IS NULL OR EXISTS (SELECT 1 FROM new_head) AS open
+), new_records AS (
+    INSERT INTO log_records (position, stream, version, event_type, command_id, record, leaf_hash)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[],
+                         $6::bytea[], $7::bytea[])
+    WHERE (SELECT open FROM gate)
+), new_commands AS (
+    INSERT INTO log_commands (command_id, digest, first_position, record_count)
+    SELECT * FROM unnest($8::uuid[], $9::bytea[], $10::bigint[], $29::bigint[])
+    WHERE (SELECT open FROM gate)
+), statuses_gone AS (
+    DELETE FROM circulation_status
+    WHERE circulation = ANY($13::uuid[]) AND (SELECT open FROM gate)
+), statuses AS (
+    INSERT INTO circulation_status (circulation, body, state, deadline, version, status)
+    SELECT * FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::bigint[],
+                         $19::text[])
+    WHERE (SELECT open FROM gate)
+    ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, state = excluded.state,
+        deadline = excluded.deadline, version = excluded.version, status = excluded.status
+), inbox_gone AS (
+    DELETE FROM inbox i
+    WHERE (i.circulation = ANY($14::uuid[]) OR i.circulation = ANY($13::uuid[]))
+      AND NOT EXISTS (SELECT 1 FROM unnest($20::uuid[], $21::text[]) AS n(c, m)
+                      WHERE n.c = i.circulation AND n.m = i.member)
+      AND (SELECT open FROM gate)
+), inbox_new AS (
+    INSERT INTO inbox (circulation, member, body)
+    SELECT * FROM unnest($20::uuid[], $21::text[], $22::text[])
+    WHERE (SELECT open FROM gate)
+    ON CONFLICT DO NOTHING
+), keys_gone AS (
+    DELETE FROM key_status k
+    WHERE k.body = ANY($23::text[])
+      AND NOT EXISTS (SELECT 1 FROM unnest($24::text[], $25::text[]) AS n(b, id)
+                      WHERE n.b = k.body AND n.id = k.key_id)
+      AND (SELECT open FROM gate)
+), keys_new AS (
+    INSERT INTO key_status (body, key_id, holder, state, status)
+    SELECT * FROM unnest($24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
+    WHERE (SELECT open FROM gate)
+    ON CONFLICT (body, key_id) DO UPDATE SET holder = excluded.holder, state = excluded.state,
+        status = excluded.status
+    WHERE key_status.status IS DISTINCT FROM excluded.status
+)
+SELECT log_assert((SELECT open FROM gate), 'the head has moved')";
+
+impl<'a> BatchArrays<'a> {
+    /// A plan's records, commands, head and the projections of its streams, to be written if
+    /// the head is still at `expected_head`.
+    fn of_plan(plan: &'a Plan, expected_head: Option<u64>) -> Result<Self, StoreError> {
+        let mut arrays = Self {
+            expected_head: expected_head.map(to_i64).transpose()?,
+            ..Self::default()
+        };
+        arrays.add_plan(plan)?;
+        Ok(arrays)
+    }
+
+    /// Adds a plan's records, commands, head and the projections of its streams.
+    fn add_plan(&mut self, plan: &'a Plan) -> Result<(), StoreError> {
+        for stored in &plan.records {
+            let record = &stored.record;
+            self.positions.push(to_i64(record.position)?);
+            self.streams.push(record.stream.to_string());
+            self.versions.push(to_i64(record.version)?);
+            self.types.push(&record.event_type);
+            self.record_commands.push(record.command_id.map(|id| id.0));
+            self.bytes.push(&stored.bytes);
+            self.hashes.push(&stored.leaf_hash);
+        }
+        for command in &plan.commands {
+            self.command_ids.push(command.command_id.0);
+            self.digests.push(&command.digest);
+            self.first_positions.push(to_i64(command.first_position)?);
+            self.record_counts.push(to_i64(command.record_count)?);
+        }
+        self.head = Some(to_i64(plan.head)?);
+        self.head_recorded_at = plan.head_recorded_at.map(instant_text);
+        for index in plan.projections.values() {
+            if let Some(item) = plan.items.get(*index) {
+                self.add_projection(&item.rows);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the rows that replace one stream's read models.
+    fn add_projection(&mut self, rows: &'a ProjectionRows) {
+        match rows {
+            ProjectionRows::Body { body, keys } => {
+                self.key_bodies_replaced.push(body);
+                for key in keys {
+                    self.key_bodies.push(body);
+                    self.key_ids.push(&key.key_id);
+                    self.key_holders.push(&key.holder);
+                    self.key_states.push(key.state);
+                    self.key_json.push(&key.status);
+                }
+            }
+            ProjectionRows::Circulation {
+                circulation,
+                status: None,
+            } => self.unopened.push(*circulation),
+            ProjectionRows::Circulation {
+                circulation,
+                status: Some(row),
+            } => {
+                self.status_ids.push(*circulation);
+                self.status_bodies.push(&row.body);
+                self.status_states.push(row.state);
+                self.status_deadlines.push(&row.deadline);
+                self.status_versions.push(row.version);
+                self.status_json.push(&row.status);
+                for member in &row.inbox {
+                    self.inbox_circulations.push(*circulation);
+                    self.inbox_members.push(member);
+                    self.inbox_bodies.push(&row.body);
+                }
+            }
+        }
+    }
+
+    async fn write(&self, connection: &mut PgConnection) -> Result<(), StoreError> {
+        sqlx::query(WRITE_BATCH)
+            .bind(&self.positions)
+            .bind(&self.streams)
+            .bind(&self.versions)
+            .bind(&self.types)
+            .bind(&self.record_commands)
+            .bind(&self.bytes)
+            .bind(&self.hashes)
+            .bind(&self.command_ids)
+            .bind(&self.digests)
+            .bind(&self.first_positions)
+            .bind(self.head)
+            .bind(self.head_recorded_at.as_deref())
+            .bind(&self.unopened)
+            .bind(&self.status_ids)
+            .bind(&self.status_bodies)
+            .bind(&self.status_states)
+            .bind(&self.status_deadlines)
+            .bind(&self.status_versions)
+            .bind(&self.status_json)
+            .bind(&self.inbox_circulations)
+            .bind(&self.inbox_members)
+            .bind(&self.inbox_bodies)
+            .bind(&self.key_bodies_replaced)
+            .bind(&self.key_bodies)
+            .bind(&self.key_ids)
+            .bind(&self.key_holders)
+            .bind(&self.key_states)
+            .bind(&self.key_json)
+            .bind(&self.record_counts)
+            .bind(self.expected_head)
+            .execute(&mut *connection)
+            .await?;
+        Ok(())
+    }
+}
+
+/// The head of the log.
+pub(crate) async fn head(pool: &PgPool) -> Result<Head, StoreError> {
+    let (position, recorded_at): (i64, Option<String>) =
+        sqlx::query_as("SELECT position, recorded_at FROM log_head")
+            .fetch_one(pool)
+            .await?;
+    head_of(position, recorded_at.as_deref())
+}
+
+fn record_of(row: &PgRow) -> Result<StoredRecord, StoreError> {
+    let position: i64 = row.try_get(0)?;
+    let stream: &str = row.try_get(1)?;
+    let version: i64 = row.try_get(2)?;
+    let bytes: Vec<u8> = row.try_get(3)?;
+    let hash: &[u8] = row.try_get(4)?;
+    StoredRecord::from_row(position, stream, version, bytes, hash)
+}
+
+/// One stream's records in version order.
+pub(crate) async fn read_stream(
+    pool: &PgPool,
+    stream: &StreamId,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    stream_records(&mut connection, &stream.to_string()).await
+}
+
+async fn stream_records(
+    connection: &mut PgConnection,
+    stream: &str,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let sql =
+        format!("SELECT {RECORD_COLUMNS} FROM log_records WHERE stream = $1 ORDER BY version");
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(stream)
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(record_of)
+        .collect()
+}
+
+/// Up to `limit` records from position `from` on, each checked on its own.
+pub(crate) async fn read_page(
+    pool: &PgPool,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Result<StoredRecord, StoreError>>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM log_records WHERE position >= $1 ORDER BY position LIMIT $2"
+    );
+    Ok(sqlx::query(AssertSqlSafe(sql))
+        .bind(to_i64(from)?)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(record_of)
+        .collect())
+}
+
+async fn command_records(
+    connection: &mut PgConnection,
+    command_id: &CommandId,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM log_records r JOIN log_commands c \
+         ON r.position BETWEEN c.first_position AND c.first_position + c.record_count - 1 \
+         WHERE c.command_id = $1 ORDER BY r.position"
+    );
+    sqlx::query(AssertSqlSafe(sql))
+        .bind(command_id.0)
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(record_of)
+        .collect()
+}
+
+/// The records a command caused, if it was recorded.
+pub(crate) async fn command(
+    pool: &PgPool,
+    command_id: &CommandId,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    command_records(&mut connection, command_id).await
+}
+
+fn statuses(rows: &[String]) -> Result<Vec<CirculationStatus>, StoreError> {
+    rows.iter().map(|json| parse_status(json)).collect()
+}
+
+/// One circulation's status.
+pub(crate) async fn circulation(
+    pool: &PgPool,
+    id: &CirculationId,
+) -> Result<Option<CirculationStatus>, StoreError> {
+    let json: Option<String> =
+        sqlx::query_scalar("SELECT status FROM circulation_status WHERE circulation = $1")
+            .bind(id.0)
+            .fetch_optional(pool)
+            .await?;
+    json.as_deref().map(parse_status).transpose()
+}
+
+/// A body's circulations, optionally only open or closed ones, by deadline.
+pub(crate) async fn circulations(
+    pool: &PgPool,
+    body: &BodyId,
+    state: Option<CirculationState>,
+) -> Result<Vec<CirculationStatus>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM circulation_status \
+         WHERE body = $1 AND ($2::text IS NULL OR state = $2) ORDER BY deadline, circulation",
+    )
+    .bind(body.as_str())
+    .bind(state.map(circulation_state_name))
+    .fetch_all(pool)
+    .await?;
+    statuses(&rows)
+}
+
+/// The open circulations of a body awaiting a member's answer, by deadline.
+pub(crate) async fn inbox(
+    pool: &PgPool,
+    body: &BodyId,
+    member: &MemberId,
+) -> Result<Vec<CirculationStatus>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT s.status FROM inbox i \
+         JOIN circulation_status s ON s.circulation = i.circulation \
+         WHERE i.body = $1 AND i.member = $2 ORDER BY s.deadline, s.circulation",
+    )
+    .bind(body.as_str())
+    .bind(member.as_str())
+    .fetch_all(pool)
+    .await?;
+    statuses(&rows)
+}
+
+/// Open circulations whose deadline is before `now`.
+pub(crate) async fn past_deadline(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+) -> Result<Vec<CirculationId>, StoreError> {
+    let rows: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT circulation FROM circulation_status WHERE state = 'open' AND deadline < $1 \
+         ORDER BY deadline, circulation",
+    )
+    .bind(sortable(now))
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(CirculationId).collect())
+}
+
+/// A body's keys in key-id order.
+pub(crate) async fn keys(pool: &PgPool, body: &BodyId) -> Result<Vec<KeyStatus>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM key_status WHERE body = $1 ORDER BY key_id COLLATE \"C\"",
+    )
+    .bind(body.as_str())
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|json| parse_key(json)).collect()
+}
+
+/// One key of a body.
+pub(crate) async fn key(
+    pool: &PgPool,
+    body: &BodyId,
+    key_id: &KeyId,
+) -> Result<Option<KeyStatus>, StoreError> {
+    let json: Option<String> =
+        sqlx::query_scalar("SELECT status FROM key_status WHERE body = $1 AND key_id = $2")
+            .bind(body.as_str())
+            .bind(key_id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    json.as_deref().map(parse_key).transpose()
+}
+
+/// Drops every read-model row and recomputes them from the log, in one transaction that holds
+/// the head lock, so no append interleaves.
+pub(crate) async fn rebuild(pool: &PgPool) -> Result<RebuildSummary, StoreError> {
+    let mut transaction = pool.begin().await?;
+    sqlx::query("SELECT position FROM log_head FOR UPDATE")
+        .execute(&mut *transaction)
+        .await?;
+    for table in ["inbox", "circulation_status", "key_status"] {
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *transaction)
+            .await?;
+    }
+    let streams: Vec<String> = sqlx::query_scalar("SELECT DISTINCT stream FROM log_records")
+        .fetch_all(&mut *transaction)
+        .await?;
+    let mut summary = RebuildSummary::default();
+    for name in streams {
+        let stream = StreamId::parse(&name).map_err(|error| StoreError::CorruptRecord {
+            position: 0,
+            detail: format!("stream name {name:?}: {error}"),
+        })?;
+        let records = stream_records(&mut transaction, &name).await?;
+        let events = records
+            .iter()
+            .map(StoredRecord::event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = ProjectionRows::of(&stream, &Projection::fold(&stream, &events))?;
+        let mut arrays = BatchArrays::default();
+        arrays.add_projection(&rows);
+        arrays.write(&mut transaction).await?;
+        summary.streams += 1;
+        summary.records += u64::try_from(records.len()).unwrap_or(u64::MAX);
+    }
+    transaction.commit().await?;
+    Ok(summary)
+}
+
+/// Every read-model row as text, one line each (see [`crate::Store::read_model_dump`]).
+pub(crate) async fn dump(pool: &PgPool) -> Result<Vec<String>, StoreError> {
+    let mut lines = Vec::new();
+    let rows = sqlx::query(
+        "SELECT circulation::text, body, state, deadline, version, status \
+         FROM circulation_status",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in rows {
+        let version: i64 = row.try_get(4)?;
+        let status: &str = row.try_get(5)?;
+        lines.push(dump_line(
+            "circulation_status",
+            &[
+                row.try_get::<&str, _>(0)?,
+                row.try_get::<&str, _>(1)?,
+                row.try_get::<&str, _>(2)?,
+                row.try_get::<&str, _>(3)?,
+                &version.to_string(),
+                &canonical_json(status)?,
+            ],
+        ));
+    }
+    let rows = sqlx::query("SELECT body, member, circulation::text FROM inbox")
+        .fetch_all(pool)
+        .await?;
+    for row in rows {
+        lines.push(dump_line(
+            "inbox",
+            &[
+                row.try_get::<&str, _>(0)?,
+                row.try_get::<&str, _>(1)?,
+                row.try_get::<&str, _>(2)?,
+            ],
+        ));
+    }
+    let rows = sqlx::query("SELECT body, key_id, holder, state, status FROM key_status")
+        .fetch_all(pool)
+        .await?;
+    for row in rows {
+        let status: &str = row.try_get(4)?;
+        lines.push(dump_line(
+            "key_status",
+            &[
+                row.try_get::<&str, _>(0)?,
+                row.try_get::<&str, _>(1)?,
+                row.try_get::<&str, _>(2)?,
+                row.try_get::<&str, _>(3)?,
+                &canonical_json(status)?,
+            ],
+        ));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_plain_identifiers_and_passwords_stay_out_of_messages() {
+        assert!(valid_schema("umlauf_test_1"));
+        for bad in ["", "1abc", "Upper", "a-b", "a;drop", &"a".repeat(64)] {
+            assert!(!valid_schema(bad), "{bad}");
+        }
+        assert_eq!(
+            redact("postgres://user:secret@host/db"),
+            "postgres://user:***@host/db"
+        );
+        assert_eq!(redact("postgres://host/db"), "postgres://host/db");
+    }
+}

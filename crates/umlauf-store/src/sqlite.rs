@@ -1,0 +1,584 @@
+//! The SQLite backend: the embedded default, one file in WAL mode with `synchronous=FULL`.
+//!
+//! SQLite has one writer at a time. A batch's transaction starts with `BEGIN IMMEDIATE`, which
+//! takes the write lock at once (waiting up to the busy timeout for another process), so what it
+//! reads about the head and the streams cannot change before it writes. Statements are prepared
+//! once per connection and run per row: inside one process that costs microseconds, and the
+//! fsync at commit is what group commit saves.
+
+use std::collections::{BTreeSet, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
+};
+use sqlx::{Connection, Row};
+use umlauf_domain::StreamId;
+use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
+use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
+
+use crate::append::{Appended, Head, Projection, StoredRecord};
+use crate::batch::{self, Failed, Plan, Prepared, Snapshot};
+use crate::columns::{RECORD_COLUMNS, head_of, instant_text, to_digest, to_i64, to_u64};
+use crate::error::StoreError;
+use crate::read_models::{
+    ProjectionRows, canonical_json, circulation_state_name, dump_line, parse_key, parse_status,
+};
+use crate::store::{RebuildSummary, StoreOptions};
+use crate::time::sortable;
+
+/// How long a writer waits for another process's write lock before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens (creating it and its directory if missing) and migrates the database file. Returns the
+/// pool and the options for the writer's own connection.
+pub(crate) async fn connect(
+    options: &StoreOptions,
+) -> Result<(SqlitePool, SqliteConnectOptions), StoreError> {
+    if options.url.contains(":memory:") || options.url.contains("mode=memory") {
+        return Err(StoreError::InvalidConfig(
+            "the SQLite store needs a file, not an in-memory database".into(),
+        ));
+    }
+    let connect = SqliteConnectOptions::from_str(&options.url)
+        .map_err(|error| StoreError::InvalidConfig(format!("{}: {error}", options.url)))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true);
+    if let Some(directory) = connect.get_filename().parent()
+        && !directory.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(directory).map_err(|error| {
+            StoreError::InvalidConfig(format!("cannot create {}: {error}", directory.display()))
+        })?;
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(options.max_connections)
+        .connect_with(connect.clone())
+        .await?;
+    sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+    Ok((pool, connect))
+}
+
+/// Commits one batch on the writer's connection: see the `batch` module. On an error the
+/// transaction is rolled back and the appends come back for another try; the writer drops the
+/// connection.
+pub(crate) async fn commit_batch(
+    connection: &mut SqliteConnection,
+    items: Vec<Prepared>,
+    max_record_bytes: usize,
+) -> Result<Vec<Result<Appended, StoreError>>, Failed> {
+    // Dropping the transaction on an error rolls it back.
+    let mut transaction = match connection.begin_with("BEGIN IMMEDIATE").await {
+        Ok(transaction) => transaction,
+        Err(error) => {
+            return Err(Failed {
+                error: error.into(),
+                items,
+            });
+        }
+    };
+    let snapshot = match read_snapshot(&mut transaction, &items).await {
+        Ok(snapshot) => snapshot,
+        Err(error) => return Err(Failed { error, items }),
+    };
+    let plan = batch::plan(snapshot, items, max_record_bytes);
+    let stored = match write_plan(&mut transaction, &plan).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            return Err(Failed {
+                error,
+                items: plan.into_items(),
+            });
+        }
+    };
+    let ended = if plan.writes_anything() {
+        transaction.commit().await
+    } else {
+        transaction.rollback().await
+    };
+    match ended {
+        Ok(()) => Ok(plan.into_results(&stored)),
+        Err(error) if plan.writes_anything() => Err(Failed {
+            error: error.into(),
+            items: plan.into_items(),
+        }),
+        Err(error) => {
+            tracing::warn!(%error, "rollback after a batch that wrote nothing failed");
+            Ok(plan.into_results(&stored))
+        }
+    }
+}
+
+async fn read_snapshot(
+    connection: &mut SqliteConnection,
+    items: &[Prepared],
+) -> Result<Snapshot, StoreError> {
+    let head = read_head(connection).await?;
+    let mut snapshot = Snapshot {
+        head: head.position,
+        head_recorded_at: head.recorded_at,
+        ..Snapshot::default()
+    };
+    let streams: BTreeSet<&StreamId> = items.iter().map(|item| &item.stream).collect();
+    for stream in streams {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT max(version) FROM log_records WHERE stream = ?1")
+                .bind(stream.to_string())
+                .fetch_one(&mut *connection)
+                .await?;
+        if let Some(version) = version {
+            snapshot
+                .stream_versions
+                .insert(stream.clone(), to_u64(version)?);
+        }
+    }
+    for cause in items.iter().filter_map(|item| item.cause.as_ref()) {
+        let digest: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT digest FROM log_commands WHERE command_id = ?1")
+                .bind(cause.command_id.0.to_string())
+                .fetch_optional(&mut *connection)
+                .await?;
+        if let Some(digest) = digest {
+            snapshot
+                .known_commands
+                .insert(cause.command_id, to_digest(&digest)?);
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Reads the first results of duplicates and writes what the plan appends.
+async fn write_plan(
+    connection: &mut SqliteConnection,
+    plan: &Plan,
+) -> Result<HashMap<CommandId, Vec<StoredRecord>>, StoreError> {
+    let mut stored = HashMap::new();
+    for command_id in plan.stored_duplicates() {
+        let records = command_records(connection, &command_id).await?;
+        stored.insert(command_id, records);
+    }
+    if !plan.writes_anything() {
+        return Ok(stored);
+    }
+    for new in &plan.records {
+        let record = &new.record;
+        sqlx::query(
+            "INSERT INTO log_records (position, stream, version, event_type, command_id, record, leaf_hash) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(to_i64(record.position)?)
+        .bind(record.stream.to_string())
+        .bind(to_i64(record.version)?)
+        .bind(record.event_type.as_str())
+        .bind(record.command_id.map(|id| id.0.to_string()))
+        .bind(new.bytes.as_slice())
+        .bind(new.leaf_hash.as_slice())
+        .execute(&mut *connection)
+        .await?;
+    }
+    for command in &plan.commands {
+        sqlx::query(
+            "INSERT INTO log_commands (command_id, digest, first_position, record_count) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(command.command_id.0.to_string())
+        .bind(command.digest.as_slice())
+        .bind(to_i64(command.first_position)?)
+        .bind(to_i64(command.record_count)?)
+        .execute(&mut *connection)
+        .await?;
+    }
+    for index in plan.projections.values() {
+        if let Some(item) = plan.items.get(*index) {
+            write_projection(connection, &item.rows).await?;
+        }
+    }
+    sqlx::query("UPDATE log_head SET position = ?1, recorded_at = ?2 WHERE singleton = 1")
+        .bind(to_i64(plan.head)?)
+        .bind(plan.head_recorded_at.map(instant_text))
+        .execute(&mut *connection)
+        .await?;
+    Ok(stored)
+}
+
+/// Replaces one stream's read-model rows with `rows`.
+async fn write_projection(
+    connection: &mut SqliteConnection,
+    rows: &ProjectionRows,
+) -> Result<(), StoreError> {
+    match rows {
+        ProjectionRows::Body { body, keys } => {
+            let key_ids: Vec<&str> = keys.iter().map(|key| key.key_id.as_str()).collect();
+            sqlx::query(
+                "DELETE FROM key_status WHERE body = ?1 \
+                 AND key_id NOT IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(body.as_str())
+            .bind(json_list(&key_ids))
+            .execute(&mut *connection)
+            .await?;
+            for key in keys {
+                sqlx::query(
+                    "INSERT INTO key_status (body, key_id, holder, state, status) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (body, key_id) DO UPDATE SET holder = excluded.holder, \
+                     state = excluded.state, status = excluded.status \
+                     WHERE key_status.status IS NOT excluded.status",
+                )
+                .bind(body.as_str())
+                .bind(key.key_id.as_str())
+                .bind(key.holder.as_str())
+                .bind(key.state)
+                .bind(key.status.as_str())
+                .execute(&mut *connection)
+                .await?;
+            }
+        }
+        ProjectionRows::Circulation {
+            circulation,
+            status: None,
+        } => {
+            let circulation = circulation.to_string();
+            sqlx::query("DELETE FROM inbox WHERE circulation = ?1")
+                .bind(circulation.as_str())
+                .execute(&mut *connection)
+                .await?;
+            sqlx::query("DELETE FROM circulation_status WHERE circulation = ?1")
+                .bind(circulation.as_str())
+                .execute(&mut *connection)
+                .await?;
+        }
+        ProjectionRows::Circulation {
+            circulation,
+            status: Some(row),
+        } => {
+            let circulation = circulation.to_string();
+            sqlx::query(
+                "INSERT INTO circulation_status (circulation, body, state, deadline, version, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, \
+                 state = excluded.state, deadline = excluded.deadline, \
+                 version = excluded.version, status = excluded.status",
+            )
+            .bind(circulation.as_str())
+            .bind(row.body.as_str())
+            .bind(row.state)
+            .bind(row.deadline.as_str())
+            .bind(row.version)
+            .bind(row.status.as_str())
+            .execute(&mut *connection)
+            .await?;
+            let members = json_list(&row.inbox);
+            sqlx::query(
+                "DELETE FROM inbox WHERE circulation = ?1 \
+                 AND member NOT IN (SELECT value FROM json_each(?2))",
+            )
+            .bind(circulation.as_str())
+            .bind(members.as_str())
+            .execute(&mut *connection)
+            .await?;
+            sqlx::query(
+                "INSERT OR IGNORE INTO inbox (body, member, circulation) \
+                 SELECT ?1, value, ?3 FROM json_each(?2)",
+            )
+            .bind(row.body.as_str())
+            .bind(members.as_str())
+            .bind(circulation.as_str())
+            .execute(&mut *connection)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+fn json_list<T: AsRef<str>>(items: &[T]) -> String {
+    let items: Vec<&str> = items.iter().map(AsRef::as_ref).collect();
+    serde_json::Value::from(items).to_string()
+}
+
+async fn read_head(connection: &mut SqliteConnection) -> Result<Head, StoreError> {
+    let (position, recorded_at): (i64, Option<String>) =
+        sqlx::query_as("SELECT position, recorded_at FROM log_head WHERE singleton = 1")
+            .fetch_one(&mut *connection)
+            .await?;
+    head_of(position, recorded_at.as_deref())
+}
+
+/// The head of the log.
+pub(crate) async fn head(pool: &SqlitePool) -> Result<Head, StoreError> {
+    let mut connection = pool.acquire().await?;
+    read_head(&mut connection).await
+}
+
+fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<StoredRecord, StoreError> {
+    let position: i64 = row.try_get(0)?;
+    let stream: String = row.try_get(1)?;
+    let version: i64 = row.try_get(2)?;
+    let bytes: Vec<u8> = row.try_get(3)?;
+    let hash: Vec<u8> = row.try_get(4)?;
+    StoredRecord::from_row(position, &stream, version, bytes, &hash)
+}
+
+/// One stream's records in version order.
+pub(crate) async fn read_stream(
+    pool: &SqlitePool,
+    stream: &StreamId,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    stream_records(&mut connection, &stream.to_string()).await
+}
+
+async fn stream_records(
+    connection: &mut SqliteConnection,
+    stream: &str,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let sql =
+        format!("SELECT {RECORD_COLUMNS} FROM log_records WHERE stream = ?1 ORDER BY version");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(stream)
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(record_of)
+        .collect()
+}
+
+/// Up to `limit` records from position `from` on, each checked on its own.
+pub(crate) async fn read_page(
+    pool: &SqlitePool,
+    from: u64,
+    limit: u32,
+) -> Result<Vec<Result<StoredRecord, StoreError>>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM log_records WHERE position >= ?1 ORDER BY position LIMIT ?2"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to_i64(from)?)
+        .bind(i64::from(limit))
+        .fetch_all(pool)
+        .await?
+        .iter()
+        .map(record_of)
+        .collect())
+}
+
+async fn command_records(
+    connection: &mut SqliteConnection,
+    command_id: &CommandId,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM log_records r JOIN log_commands c \
+         ON r.position BETWEEN c.first_position AND c.first_position + c.record_count - 1 \
+         WHERE c.command_id = ?1 ORDER BY r.position"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(command_id.0.to_string())
+        .fetch_all(&mut *connection)
+        .await?
+        .iter()
+        .map(record_of)
+        .collect()
+}
+
+/// The records a command caused, if it was recorded.
+pub(crate) async fn command(
+    pool: &SqlitePool,
+    command_id: &CommandId,
+) -> Result<Vec<StoredRecord>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    command_records(&mut connection, command_id).await
+}
+
+fn statuses(rows: &[String]) -> Result<Vec<CirculationStatus>, StoreError> {
+    rows.iter().map(|json| parse_status(json)).collect()
+}
+
+/// One circulation's status.
+pub(crate) async fn circulation(
+    pool: &SqlitePool,
+    id: &CirculationId,
+) -> Result<Option<CirculationStatus>, StoreError> {
+    let json: Option<String> =
+        sqlx::query_scalar("SELECT status FROM circulation_status WHERE circulation = ?1")
+            .bind(id.0.to_string())
+            .fetch_optional(pool)
+            .await?;
+    json.as_deref().map(parse_status).transpose()
+}
+
+/// A body's circulations, optionally only open or closed ones, by deadline.
+pub(crate) async fn circulations(
+    pool: &SqlitePool,
+    body: &BodyId,
+    state: Option<CirculationState>,
+) -> Result<Vec<CirculationStatus>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT status FROM circulation_status WHERE body = ?1 AND (?2 IS NULL OR state = ?2) \
+         ORDER BY deadline, circulation",
+    )
+    .bind(body.as_str())
+    .bind(state.map(circulation_state_name))
+    .fetch_all(pool)
+    .await?;
+    statuses(&rows)
+}
+
+/// The open circulations of a body awaiting a member's answer, by deadline.
+pub(crate) async fn inbox(
+    pool: &SqlitePool,
+    body: &BodyId,
+    member: &MemberId,
+) -> Result<Vec<CirculationStatus>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT s.status FROM inbox i JOIN circulation_status s ON s.circulation = i.circulation \
+         WHERE i.body = ?1 AND i.member = ?2 ORDER BY s.deadline, s.circulation",
+    )
+    .bind(body.as_str())
+    .bind(member.as_str())
+    .fetch_all(pool)
+    .await?;
+    statuses(&rows)
+}
+
+/// Open circulations whose deadline is before `now`.
+pub(crate) async fn past_deadline(
+    pool: &SqlitePool,
+    now: DateTime<Utc>,
+) -> Result<Vec<CirculationId>, StoreError> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT circulation FROM circulation_status WHERE state = 'open' AND deadline < ?1 \
+         ORDER BY deadline, circulation",
+    )
+    .bind(sortable(now))
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|id| {
+            uuid::Uuid::parse_str(id)
+                .map(CirculationId)
+                .map_err(|error| {
+                    StoreError::CorruptReadModel(format!("circulation id {id}: {error}"))
+                })
+        })
+        .collect()
+}
+
+/// A body's keys in key-id order.
+pub(crate) async fn keys(pool: &SqlitePool, body: &BodyId) -> Result<Vec<KeyStatus>, StoreError> {
+    let rows: Vec<String> =
+        sqlx::query_scalar("SELECT status FROM key_status WHERE body = ?1 ORDER BY key_id")
+            .bind(body.as_str())
+            .fetch_all(pool)
+            .await?;
+    rows.iter().map(|json| parse_key(json)).collect()
+}
+
+/// One key of a body.
+pub(crate) async fn key(
+    pool: &SqlitePool,
+    body: &BodyId,
+    key_id: &KeyId,
+) -> Result<Option<KeyStatus>, StoreError> {
+    let json: Option<String> =
+        sqlx::query_scalar("SELECT status FROM key_status WHERE body = ?1 AND key_id = ?2")
+            .bind(body.as_str())
+            .bind(key_id.to_string())
+            .fetch_optional(pool)
+            .await?;
+    json.as_deref().map(parse_key).transpose()
+}
+
+/// Drops every read-model row and recomputes them from the log, in one transaction that holds
+/// the write lock, so no append interleaves.
+pub(crate) async fn rebuild(pool: &SqlitePool) -> Result<RebuildSummary, StoreError> {
+    let mut connection = pool.acquire().await?;
+    let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
+    for table in ["inbox", "circulation_status", "key_status"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&mut *transaction)
+            .await?;
+    }
+    let streams: Vec<String> =
+        sqlx::query_scalar("SELECT DISTINCT stream FROM log_records ORDER BY stream")
+            .fetch_all(&mut *transaction)
+            .await?;
+    let mut summary = RebuildSummary::default();
+    for name in streams {
+        let stream = StreamId::parse(&name).map_err(|error| StoreError::CorruptRecord {
+            position: 0,
+            detail: format!("stream name {name:?}: {error}"),
+        })?;
+        let records = stream_records(&mut transaction, &name).await?;
+        let events = records
+            .iter()
+            .map(StoredRecord::event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let rows = ProjectionRows::of(&stream, &Projection::fold(&stream, &events))?;
+        write_projection(&mut transaction, &rows).await?;
+        summary.streams += 1;
+        summary.records += u64::try_from(records.len()).unwrap_or(u64::MAX);
+    }
+    transaction.commit().await?;
+    Ok(summary)
+}
+
+/// Every read-model row as text, one line each (see [`crate::Store::read_model_dump`]).
+pub(crate) async fn dump(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
+    let mut lines = Vec::new();
+    let rows = sqlx::query(
+        "SELECT circulation, body, state, deadline, version, status FROM circulation_status",
+    )
+    .fetch_all(pool)
+    .await?;
+    for row in rows {
+        let version: i64 = row.try_get(4)?;
+        let status: String = row.try_get(5)?;
+        lines.push(dump_line(
+            "circulation_status",
+            &[
+                row.try_get::<&str, _>(0)?,
+                row.try_get::<&str, _>(1)?,
+                row.try_get::<&str, _>(2)?,
+                row.try_get::<&str, _>(3)?,
+                &version.to_string(),
+                &canonical_json(&status)?,
+            ],
+        ));
+    }
+    let rows = sqlx::query("SELECT body, member, circulation FROM inbox")
+        .fetch_all(pool)
+        .await?;
+    for row in rows {
+        lines.push(dump_line(
+            "inbox",
+            &[
+                row.try_get::<&str, _>(0)?,
+                row.try_get::<&str, _>(1)?,
+                row.try_get::<&str, _>(2)?,
+            ],
+        ));
+    }
+    let rows = sqlx::query("SELECT body, key_id, holder, state, status FROM key_status")
+        .fetch_all(pool)
+        .await?;
+    for row in rows {
+        let status: String = row.try_get(4)?;
+        lines.push(dump_line(
+            "key_status",
+            &[
+                row.try_get::<&str, _>(0)?,
+                row.try_get::<&str, _>(1)?,
+                row.try_get::<&str, _>(2)?,
+                row.try_get::<&str, _>(3)?,
+                &canonical_json(&status)?,
+            ],
+        ));
+    }
+    Ok(lines)
+}

@@ -1,0 +1,432 @@
+//! The [`Store`]: one interface over both backends. Appends go to the group-commit writer (see
+//! the `writer` module); reads and read-model queries use a connection pool.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::{DateTime, Utc};
+use futures_util::stream::{self, Stream, StreamExt};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
+use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
+use umlauf_domain::{Event, StreamId};
+
+use crate::append::{Append, Appended, Head, Projection, StoredRecord};
+use crate::batch::Prepared;
+use crate::error::StoreError;
+use crate::writer::{self, Counters, Job, Limits, Target};
+use crate::{postgres, sqlite};
+
+/// The largest record the store accepts, in bytes, unless configured otherwise.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// How many records [`Store::read_from`] fetches per query, unless configured otherwise.
+pub const READ_PAGE_SIZE: u32 = 500;
+
+/// How many appends one group commit takes at most, unless configured otherwise.
+pub const MAX_BATCH_APPENDS: usize = 512;
+
+/// How many appends may wait for the writer before callers wait to queue theirs.
+const QUEUE_DEPTH: usize = 4096;
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path/to/file.db`, `sqlite:path` (the file and its directory are created if
+    /// missing), or `postgres://user@host:port/database`.
+    pub url: String,
+    /// PostgreSQL only: the schema to keep the tables in, created if missing (lower-case letters,
+    /// digits and `_`). `None` uses the connection's default search path.
+    pub schema: Option<String>,
+    /// The connection pool's size (reads and the writer share it).
+    pub max_connections: u32,
+    /// The largest record accepted, in bytes.
+    pub max_record_bytes: usize,
+    /// How many records [`Store::read_from`] fetches per query.
+    pub read_page_size: u32,
+    /// How many appends one group commit takes at most.
+    pub max_batch_appends: usize,
+}
+
+impl StoreOptions {
+    /// Options for `url` with the defaults.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: None,
+            max_connections: 8,
+            max_record_bytes: MAX_RECORD_BYTES,
+            read_page_size: READ_PAGE_SIZE,
+            max_batch_appends: MAX_BATCH_APPENDS,
+        }
+    }
+
+    /// Keeps the tables in a PostgreSQL schema of this name.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+}
+
+/// What [`Store::rebuild_read_models`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RebuildSummary {
+    /// Streams folded.
+    pub streams: u64,
+    /// Records read.
+    pub records: u64,
+}
+
+/// Counters of the group-commit writer, since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions the writer ran (including batches that wrote nothing).
+    pub batches: u64,
+    /// Appends handed to the writer.
+    pub appends: u64,
+    /// Records written.
+    pub records: u64,
+}
+
+/// The database behind a store.
+#[derive(Clone)]
+enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Backend {
+    async fn read_page(
+        &self,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Result<StoredRecord, StoreError>>, StoreError> {
+        match self {
+            Self::Sqlite(pool) => sqlite::read_page(pool, from, limit).await,
+            Self::Postgres(pool) => postgres::read_page(pool, from, limit).await,
+        }
+    }
+}
+
+struct Inner {
+    backend: Backend,
+    jobs: mpsc::Sender<Job>,
+    options: StoreOptions,
+    counters: Arc<Counters>,
+}
+
+/// The event store: the append-only log and its read models, on SQLite or PostgreSQL.
+///
+/// Cheap to clone; clones share the connection pool and the writer. Several stores (in one
+/// process or in several replicas) may use one database at once: the head lock keeps positions
+/// gapless and versions unique.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let backend = match self.inner.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Store")
+            .field("backend", &backend)
+            .field("schema", &self.inner.options.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store at `url` with the default options: see [`StoreOptions::url`].
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(StoreOptions::new(url)).await
+    }
+
+    /// Opens the store: connects, applies the migrations and starts the writer thread.
+    pub async fn open_with(options: StoreOptions) -> Result<Self, StoreError> {
+        let (backend, target) = if options.url.starts_with("sqlite:") {
+            if options.schema.is_some() {
+                return Err(StoreError::InvalidConfig(
+                    "schemas are for PostgreSQL only".into(),
+                ));
+            }
+            let (pool, target) = sqlite::connect(&options).await?;
+            (Backend::Sqlite(pool), Target::Sqlite(target))
+        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")
+        {
+            let (pool, target) = postgres::connect(&options).await?;
+            (Backend::Postgres(pool), Target::Postgres(target))
+        } else {
+            return Err(StoreError::InvalidConfig(
+                "the store URL must start with sqlite: or postgres://".into(),
+            ));
+        };
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        let counters = Arc::new(Counters::default());
+        let limits = Limits {
+            max_batch_appends: options.max_batch_appends.max(1),
+            max_record_bytes: options.max_record_bytes,
+        };
+        writer::spawn(target, queue, limits, Arc::clone(&counters))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                jobs,
+                options,
+                counters,
+            }),
+        })
+    }
+
+    /// Appends events to one stream, with their read models, in one transaction (shared with
+    /// whatever other appends arrive at the same time).
+    ///
+    /// Fails, writing nothing, with [`StoreError::Conflict`] if the stream is not at
+    /// `expected_version`, [`StoreError::CommandIdReused`] if the cause's command id was used by
+    /// another command, [`StoreError::ClockBehind`] if `recorded_at` is earlier than the newest
+    /// record's, [`StoreError::RecordTooLarge`] or [`StoreError::InvalidAppend`]. The same command
+    /// again returns the first result with [`Appended::duplicate`] set.
+    ///
+    /// If the caller stops waiting, the append may still be committed.
+    pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
+        self.append_all(vec![append])
+            .await
+            .pop()
+            .unwrap_or(Err(StoreError::Closed))
+    }
+
+    /// Appends several appends in one transaction, in order, each judged after the ones before
+    /// it (so several on one stream succeed in turn). Each gets its own result; one that fails
+    /// does not stop the others.
+    pub async fn append_all(&self, appends: Vec<Append>) -> Vec<Result<Appended, StoreError>> {
+        let mut results: Vec<Option<Result<Appended, StoreError>>> =
+            Vec::with_capacity(appends.len());
+        let mut items = Vec::with_capacity(appends.len());
+        for append in appends {
+            match Prepared::new(append) {
+                Ok(item) => {
+                    items.push(item);
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        let mut committed = if items.is_empty() {
+            Vec::new().into_iter()
+        } else {
+            let (reply, answer) = oneshot::channel();
+            let job = Job { items, reply };
+            match self.inner.jobs.send(job).await {
+                Ok(()) => answer.await.unwrap_or_default().into_iter(),
+                Err(_) => Vec::new().into_iter(),
+            }
+        };
+        results
+            .into_iter()
+            .map(|slot| slot.unwrap_or_else(|| committed.next().unwrap_or(Err(StoreError::Closed))))
+            .collect()
+    }
+
+    /// The projection of `stream` after appending `events` to it as it is now, folded by the
+    /// domain, with the version the events would be appended at. A convenience for callers that
+    /// do not keep the state themselves; the append still checks the version.
+    pub async fn projection_after(
+        &self,
+        stream: &StreamId,
+        events: &[Event],
+    ) -> Result<(u64, Projection), StoreError> {
+        let records = self.read_stream(stream).await?;
+        let stored = records
+            .iter()
+            .map(StoredRecord::event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let version = u64::try_from(stored.len()).unwrap_or(u64::MAX);
+        let projection = Projection::fold(stream, stored.iter().chain(events));
+        Ok((version, projection))
+    }
+
+    /// One stream's records in version order.
+    pub async fn read_stream(&self, stream: &StreamId) -> Result<Vec<StoredRecord>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::read_stream(pool, stream).await,
+            Backend::Postgres(pool) => postgres::read_stream(pool, stream).await,
+        }
+    }
+
+    /// The whole log from position `from` (1 for the beginning) to its end, as an async stream
+    /// fetched page by page, never all at once. Every record is checked against its leaf hash
+    /// and its position; a gap or a corrupt record ends the stream with an error.
+    pub fn read_from(
+        &self,
+        from: u64,
+    ) -> impl Stream<Item = Result<StoredRecord, StoreError>> + Send + 'static {
+        let backend = self.inner.backend.clone();
+        let page_size = self.inner.options.read_page_size.max(1);
+        // The state is the next position to read, `None` once the stream has ended (after its
+        // end or after an error).
+        stream::unfold(Some(from.max(1)), move |next| {
+            let backend = backend.clone();
+            async move {
+                let next = next?;
+                let page = match backend.read_page(next, page_size).await {
+                    Ok(page) if page.is_empty() => return None,
+                    Ok(page) => page,
+                    Err(error) => return Some((vec![Err(error)], None)),
+                };
+                let mut checked = Vec::with_capacity(page.len());
+                let mut expected = next;
+                for result in page {
+                    match result {
+                        Ok(record) if record.position() == expected => {
+                            checked.push(Ok(record));
+                            expected += 1;
+                        }
+                        Ok(_) => {
+                            checked.push(Err(StoreError::CorruptRecord {
+                                position: expected,
+                                detail: "missing: the log has a gap".into(),
+                            }));
+                            return Some((checked, None));
+                        }
+                        Err(error) => {
+                            checked.push(Err(error));
+                            return Some((checked, None));
+                        }
+                    }
+                }
+                Some((checked, Some(expected)))
+            }
+        })
+        .flat_map(stream::iter)
+        .boxed()
+    }
+
+    /// The head of the log: the newest position and its recording time.
+    pub async fn head(&self) -> Result<Head, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::head(pool).await,
+            Backend::Postgres(pool) => postgres::head(pool).await,
+        }
+    }
+
+    /// The records a command caused, in position order; empty if it was never recorded.
+    pub async fn command_records(
+        &self,
+        command_id: &CommandId,
+    ) -> Result<Vec<StoredRecord>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::command(pool, command_id).await,
+            Backend::Postgres(pool) => postgres::command(pool, command_id).await,
+        }
+    }
+
+    /// A circulation's status; `None` if it does not exist.
+    pub async fn circulation(
+        &self,
+        id: &CirculationId,
+    ) -> Result<Option<CirculationStatus>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::circulation(pool, id).await,
+            Backend::Postgres(pool) => postgres::circulation(pool, id).await,
+        }
+    }
+
+    /// A body's circulations by deadline, all of them or only those in `state`.
+    pub async fn circulations(
+        &self,
+        body: &BodyId,
+        state: Option<CirculationState>,
+    ) -> Result<Vec<CirculationStatus>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::circulations(pool, body, state).await,
+            Backend::Postgres(pool) => postgres::circulations(pool, body, state).await,
+        }
+    }
+
+    /// A member's inbox: the open circulations of a body awaiting its answer, by deadline.
+    pub async fn inbox(
+        &self,
+        body: &BodyId,
+        member: &MemberId,
+    ) -> Result<Vec<CirculationStatus>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::inbox(pool, body, member).await,
+            Backend::Postgres(pool) => postgres::inbox(pool, body, member).await,
+        }
+    }
+
+    /// Open circulations whose deadline is before `now`: what the deadline scheduler closes.
+    pub async fn circulations_past_deadline(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<CirculationId>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::past_deadline(pool, now).await,
+            Backend::Postgres(pool) => postgres::past_deadline(pool, now).await,
+        }
+    }
+
+    /// A body's keys, active and revoked, in key-id order.
+    pub async fn keys(&self, body: &BodyId) -> Result<Vec<KeyStatus>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::keys(pool, body).await,
+            Backend::Postgres(pool) => postgres::keys(pool, body).await,
+        }
+    }
+
+    /// One key of a body; `None` if it was never registered there.
+    pub async fn key(
+        &self,
+        body: &BodyId,
+        key_id: &KeyId,
+    ) -> Result<Option<KeyStatus>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::key(pool, body, key_id).await,
+            Backend::Postgres(pool) => postgres::key(pool, body, key_id).await,
+        }
+    }
+
+    /// Drops every read-model row and recomputes them by folding the log stream by stream with
+    /// the domain's folds, in one transaction that appends wait for.
+    pub async fn rebuild_read_models(&self) -> Result<RebuildSummary, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::rebuild(pool).await,
+            Backend::Postgres(pool) => postgres::rebuild(pool).await,
+        }
+    }
+
+    /// Every read-model row as text, sorted, one line per row (`table`, then the columns,
+    /// tab-separated, JSON columns re-serialised): for comparing read models byte for byte, as
+    /// before and after [`Store::rebuild_read_models`].
+    pub async fn read_model_dump(&self) -> Result<String, StoreError> {
+        let mut lines = match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::dump(pool).await?,
+            Backend::Postgres(pool) => postgres::dump(pool).await?,
+        };
+        lines.sort_unstable();
+        Ok(lines.concat())
+    }
+
+    /// The writer's counters.
+    pub fn writer_stats(&self) -> WriterStats {
+        let counters = &self.inner.counters;
+        WriterStats {
+            batches: counters.batches.load(Ordering::Relaxed),
+            appends: counters.appends.load(Ordering::Relaxed),
+            records: counters.records.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes the connection pool; later operations fail. Appends already queued may fail too.
+    pub async fn close(&self) {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+}

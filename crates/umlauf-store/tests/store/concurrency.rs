@@ -1,0 +1,186 @@
+use std::sync::Arc;
+
+use tokio::sync::Barrier;
+use umlauf_domain::StreamId;
+use umlauf_domain::read_model::CirculationState;
+use umlauf_store::StoreError;
+
+use crate::on_both_backends;
+use crate::support::{Scenario, TestDb, check_log};
+
+on_both_backends!(
+    many_appenders_on_one_stream_get_one_winner_per_version,
+    many_appenders_on_different_streams_all_succeed_without_gaps,
+    replicas_on_one_database_keep_positions_and_versions_unique,
+);
+
+const CONTENDERS: usize = 16;
+const ROUNDS: usize = 4;
+
+async fn many_appenders_on_one_stream_get_one_winner_per_version(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    for round in 0..ROUNDS {
+        // Every contender decides against the same state, then all append at once.
+        let now = scenario.tick();
+        let mut appends = Vec::new();
+        for contender in 0..CONTENDERS {
+            let command = scenario.register_key(&format!("key {round} {contender}"));
+            appends.push(scenario.decide_at(&command, now).await);
+        }
+        let version = appends[0].expected_version;
+        let barrier = Arc::new(Barrier::new(CONTENDERS));
+        let tasks: Vec<_> = appends
+            .into_iter()
+            .map(|append| {
+                let store = store.clone();
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.append(append).await
+                })
+            })
+            .collect();
+        let mut winners = 0;
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(appended) => {
+                    winners += 1;
+                    assert_eq!(appended.records[0].record.version, version + 1);
+                }
+                Err(StoreError::Conflict {
+                    expected, actual, ..
+                }) => assert_eq!((expected, actual), (version, version + 1)),
+                Err(other) => panic!("unexpected error: {other}"),
+            }
+        }
+        assert_eq!(winners, 1, "round {round}");
+    }
+    let records = check_log(&store).await;
+    assert_eq!(records.len(), 13 + ROUNDS);
+}
+
+const STREAMS: u64 = 32;
+
+async fn many_appenders_on_different_streams_all_succeed_without_gaps(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    // One recording time for all: equal times are in order, so no append is refused for its
+    // clock and every outcome is deterministic.
+    let now = scenario.tick();
+    let barrier = Arc::new(Barrier::new(usize::try_from(STREAMS).unwrap()));
+    let before = store.writer_stats();
+    let tasks: Vec<_> = (1..=STREAMS)
+        .map(|n| {
+            let scenario = scenario.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                let open = scenario
+                    .decide_at(&scenario.open(n, "simple-majority"), now)
+                    .await;
+                barrier.wait().await;
+                scenario.store.append(open).await.unwrap();
+                for (member, choice) in [("DE", "yes"), ("DE-BE", "no"), ("DE-BY", "abstain")] {
+                    let vote = scenario
+                        .decide_at(&scenario.vote(n, member, choice), now)
+                        .await;
+                    scenario.store.append(vote).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let stats = store.writer_stats();
+    let appends = stats.appends - before.appends;
+    assert_eq!(appends, STREAMS * 4);
+    // Group commit: concurrent appends shared transactions.
+    assert!(stats.batches - before.batches < appends, "{stats:?}");
+
+    let records = check_log(&store).await;
+    assert_eq!(u64::try_from(records.len()).unwrap(), 13 + STREAMS * 4);
+    let open = store
+        .circulations(&Scenario::body_id(), Some(CirculationState::Open))
+        .await
+        .unwrap();
+    assert_eq!(u64::try_from(open.len()).unwrap(), STREAMS);
+    assert!(
+        open.iter()
+            .all(|status| status.version == 4 && status.awaiting.len() == 2)
+    );
+    for n in 1..=STREAMS {
+        let stream = store
+            .read_stream(&StreamId::Circulation(Scenario::circulation_id(n)))
+            .await
+            .unwrap();
+        let types: Vec<&str> = stream
+            .iter()
+            .map(|record| record.record.event_type.as_str())
+            .collect();
+        assert_eq!(
+            types,
+            ["CirculationOpened", "VoteCast", "VoteCast", "VoteCast"]
+        );
+    }
+}
+
+const REPLICA_TASKS: usize = 6;
+const KEYS_PER_TASK: usize = 3;
+
+async fn replicas_on_one_database_keep_positions_and_versions_unique(db: Arc<TestDb>) {
+    let first = db.open().await;
+    let scenario = Scenario::constituted(first.clone()).await;
+    let second = db.open().await;
+    let replicas = [
+        scenario.clone(),
+        Scenario::continuing(second.clone(), 1_000_000).await,
+    ];
+    // Tasks on both replicas register keys on one body stream and open circulations, retrying
+    // whatever the other replica made them lose, as the service does.
+    let mut tasks = Vec::new();
+    for (replica_index, replica) in replicas.iter().enumerate() {
+        for task in 0..REPLICA_TASKS {
+            let replica = replica.clone();
+            tasks.push(tokio::spawn(async move {
+                for key in 0..KEYS_PER_TASK {
+                    let command =
+                        replica.register_key(&format!("replica {replica_index} {task} {key}"));
+                    let n = u64::try_from(1 + replica_index * 100 + task * 10 + key).unwrap();
+                    let open = replica.open(n, "simple-majority");
+                    for command in [&command, &open] {
+                        loop {
+                            let now = replica
+                                .tick()
+                                .max(replica.store.head().await.unwrap().recorded_at.unwrap());
+                            let append = replica.decide_at(command, now).await;
+                            match replica.store.append(append).await {
+                                Ok(appended) => {
+                                    assert!(!appended.duplicate);
+                                    break;
+                                }
+                                Err(error) if error.is_retryable() => {}
+                                Err(error) => panic!("unexpected error: {error}"),
+                            }
+                        }
+                    }
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let total = 2 * REPLICA_TASKS * KEYS_PER_TASK;
+    let records = check_log(&first).await;
+    assert_eq!(records.len(), 13 + 2 * total);
+    assert_eq!(check_log(&second).await, records);
+    assert_eq!(
+        first.keys(&Scenario::body_id()).await.unwrap().len(),
+        6 + total
+    );
+    assert_eq!(
+        first.read_model_dump().await.unwrap(),
+        second.read_model_dump().await.unwrap()
+    );
+}
