@@ -3,7 +3,12 @@
 //! rows of the same size, on the same database, with the same number of concurrent connections,
 //! as pgbench would run them.
 //!
-//! `cargo bench -p umlauf-store --bench append` prints one table. Environment:
+//! `cargo bench -p umlauf-store --bench append` prints one table. Besides the rates and
+//! latencies, `/batch` is the appends per writer transaction, `busy%` the share of the store's
+//! measured slices the writer spent committing batches and `wait%` the share it waited, with
+//! appends in hand, for more to join (the rest it had nothing to do: the appenders were
+//! preparing their next appends), and `clock` the appends retried after `clock_behind`.
+//! Environment:
 //! - `UMLAUF_BENCH_SECONDS`: measured seconds per figure (default 4), split into
 //!   `UMLAUF_BENCH_ROUNDS` (default 4) slices that alternate between the store and the baseline,
 //!   so that load from elsewhere on the machine falls on both alike; each slice starts with a
@@ -13,8 +18,11 @@
 //! - `UMLAUF_BENCH_DATABASE_URL` (else `UMLAUF_TEST_DATABASE_URL`, else
 //!   `postgres://postgres@127.0.0.1:5432/postgres`); the bench works in a schema of its own and
 //!   drops it at the end
-//! - `UMLAUF_BENCH_ENVELOPE`: `1` (default) stores each vote's signed envelope in its record, as
-//!   the service does (about 1 KB per record); `0` leaves it out (about 300 bytes)
+//! - `UMLAUF_BENCH_ENVELOPE`: `0` (default) leaves each vote's signed envelope out of its record
+//!   (about 300 bytes, a vote's event); `1` stores it, as the service does (about 1 KB)
+//! - `UMLAUF_BENCH_CHECKPOINTS`: `1` (default) opens the store with a checkpoint signer, as the
+//!   service does, so every batch also stores its Merkle subtrees and a signed checkpoint; `0`
+//!   without (the subtrees are stored either way)
 //!
 //! Each task appends votes to a circulation of its own: a real `VoteCast` event, the circulation's
 //! state evolved by the domain and its status computed by `CirculationStatus::of`, as the service
@@ -38,7 +46,7 @@ use umlauf_domain::circulation::{self, Circulation};
 use umlauf_domain::event::VoteCast;
 use umlauf_domain::ids::{Choice, CirculationId, CommandId, MemberId, ProposalDigest, PublicKey};
 use umlauf_domain::{Command, Event, State, StreamId, decide};
-use umlauf_store::{Append, Cause, Projection, Store, StoreError, StoreOptions};
+use umlauf_store::{Append, Cause, CheckpointSigner, Projection, Store, StoreError, StoreOptions};
 
 const BODY: &str = "bench-rat";
 /// The IT-Planungsrat's electorate size.
@@ -52,6 +60,7 @@ struct Settings {
     backends: Vec<String>,
     postgres_url: String,
     envelope: bool,
+    checkpoints: bool,
 }
 
 fn settings() -> Settings {
@@ -77,7 +86,8 @@ fn settings() -> Settings {
         postgres_url: var("UMLAUF_BENCH_DATABASE_URL")
             .or_else(|| var("UMLAUF_TEST_DATABASE_URL"))
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        envelope: var("UMLAUF_BENCH_ENVELOPE").as_deref() != Some("0"),
+        envelope: var("UMLAUF_BENCH_ENVELOPE").as_deref() == Some("1"),
+        checkpoints: var("UMLAUF_BENCH_CHECKPOINTS").as_deref() != Some("0"),
     }
 }
 
@@ -173,6 +183,8 @@ async fn constitute(store: &Store) -> Body {
             stream: StreamId::Body(body.id.clone().unwrap()),
             expected_version: 0,
             events,
+            depends_on: Vec::new(),
+            expected_head: None,
             recorded_at: now,
             cause: Some(cause(&constitution, true)),
             projection: Projection::of_body(&body),
@@ -227,6 +239,8 @@ async fn open_circulations(
             stream: StreamId::Circulation(id),
             expected_version: 0,
             events,
+            depends_on: Vec::new(),
+            expected_head: None,
             recorded_at: now,
             cause: Some(cause(&open, true)),
             projection: Projection::of_circulation(&circulation),
@@ -290,6 +304,8 @@ async fn measure_store(
                             stream: stream.clone(),
                             expected_version,
                             events: vec![event.clone()],
+                            depends_on: Vec::new(),
+                            expected_head: None,
                             recorded_at: Utc::now(),
                             cause: Some(cause.clone()),
                             projection: projection.clone(),
@@ -375,10 +391,17 @@ enum RawConnection {
 }
 
 impl Database {
-    fn options(&self) -> StoreOptions {
-        match self {
+    fn options(&self, checkpoints: bool) -> StoreOptions {
+        let options = match self {
             Self::Sqlite { url, .. } => StoreOptions::new(url.clone()),
             Self::Postgres { url, schema } => StoreOptions::new(url.clone()).schema(schema.clone()),
+        };
+        if checkpoints {
+            let key =
+                umlauf_proof::keys::signing_key_from_seed(Sha256::digest(b"bench log").into());
+            options.checkpoints(CheckpointSigner::new("umlauf.bench/log".into(), key))
+        } else {
+            options
         }
     }
 
@@ -493,7 +516,7 @@ async fn run_backend(name: &str, settings: &Settings) {
         },
         other => panic!("unknown backend {other}: use sqlite or postgres"),
     };
-    let store = match Store::open_with(database.options()).await {
+    let store = match Store::open_with(database.options(settings.checkpoints)).await {
         Ok(store) => store,
         Err(error) => panic!("the {name} benchmark needs its database ({error})"),
     };
@@ -506,8 +529,16 @@ async fn run_backend(name: &str, settings: &Settings) {
         let before = store.writer_stats();
         let mut tally = Tally::default();
         let mut inserts = 0u64;
+        // The writer's busy and gathering time over the store's slices, against their wall time.
+        let (mut busy, mut gathering, mut store_time) =
+            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for _ in 0..settings.rounds {
+            let (stats, started) = (store.writer_stats(), Instant::now());
             let (now, round) = measure_store(&store, circulations, slice, settings.envelope).await;
+            store_time += started.elapsed();
+            let stats_after = store.writer_stats();
+            busy += stats_after.busy - stats.busy;
+            gathering += stats_after.gathering - stats.gathering;
             circulations = now;
             tally.latencies.extend(round.latencies);
             tally.bytes += round.bytes;
@@ -529,10 +560,13 @@ async fn run_backend(name: &str, settings: &Settings) {
         } else {
             f64::NAN
         };
+        let share = |part: Duration| 100.0 * part.as_secs_f64() / store_time.as_secs_f64();
         println!(
-            "{name:<9} {concurrency:>4} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
+            "{name:<9} {concurrency:>4} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
             percentile(&tally.latencies, 500),
             percentile(&tally.latencies, 990),
+            share(busy),
+            share(gathering),
             tally.retries,
             rate / baseline,
         );
@@ -545,19 +579,26 @@ async fn run_backend(name: &str, settings: &Settings) {
 async fn main() {
     let settings = settings();
     println!(
-        "append benchmark: {} s per figure in {} rounds, records {} envelopes",
+        "append benchmark: {} s per figure in {} rounds, records {} envelopes, {}",
         settings.seconds,
         settings.rounds,
-        if settings.envelope { "with" } else { "without" }
+        if settings.envelope { "with" } else { "without" },
+        if settings.checkpoints {
+            "a signed checkpoint per batch"
+        } else {
+            "no checkpoints"
+        }
     );
     println!(
-        "{:<9} {:>4} {:>11} {:>8} {:>8} {:>7} {:>7} {:>6} {:>12} {:>7}",
+        "{:<9} {:>4} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>7} {:>6} {:>12} {:>7}",
         "backend",
         "conc",
         "appends/s",
         "p50 ms",
         "p99 ms",
         "/batch",
+        "busy%",
+        "wait%",
         "clock",
         "bytes",
         "insert tx/s",

@@ -20,6 +20,15 @@ pub struct Append {
     pub expected_version: u64,
     /// The events, in order; at least one.
     pub events: Vec<Event>,
+    /// Other streams the decision read, with the versions it read them at (a circulation's
+    /// command depends on its body's keys and membership). If any of them has moved on when the
+    /// append is judged (after the appends before it in its batch), the append fails with
+    /// [`StoreError::Conflict`] and writes nothing. Empty: no check.
+    pub depends_on: Vec<(StreamId, u64)>,
+    /// `Some(n)`: the append is accepted only if the log's head position just before it is
+    /// exactly `n`, else it fails with [`StoreError::Conflict`]. `Some(0)` makes an append the
+    /// first record of the log or nothing. `None`: no check.
+    pub expected_head: Option<u64>,
     /// The recording time (the service's clock); never earlier than the newest record's, or the
     /// append fails with [`StoreError::ClockBehind`].
     pub recorded_at: DateTime<Utc>,
@@ -105,6 +114,10 @@ pub struct Appended {
     /// True when the command had been recorded before: `records` are the first result's and
     /// nothing was written now.
     pub duplicate: bool,
+    /// The signed checkpoint note of the batch that committed the append: its tree size covers
+    /// every record of the append. `None` without a [`crate::CheckpointSigner`] and for a
+    /// duplicate.
+    pub checkpoint: Option<String>,
 }
 
 impl Appended {

@@ -2,7 +2,7 @@
 //!
 //! This is the pure half of the writer. Given what the batch's transaction read under the head
 //! lock (the head, the versions of the streams involved, the command ids already recorded), it
-//! walks the appends in arrival order, checks each against the state left by the appends before
+//! walks the appends in the writer's order (see the `writer` module), checks each against the state left by the appends before
 //! it (so several commands on one stream in one batch land in order), builds and serialises the
 //! records of those that pass, and gives each that fails its own error without failing the others.
 //! The backends then write the plan in the same transaction.
@@ -14,14 +14,19 @@ use umlauf_domain::ids::CommandId;
 use umlauf_domain::{Event, Record, StreamId};
 
 use crate::append::{Append, Appended, Cause, StoredRecord};
-use crate::error::StoreError;
+use crate::error::{ConflictKind, StoreError};
 use crate::read_models::ProjectionRows;
+use crate::tree::{self, Growth, TreeState};
 
 /// An append checked and half-serialised by the caller's task, ready for the writer.
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) stream: StreamId,
     pub(crate) expected_version: u64,
+    /// Other streams and the versions the decision read them at.
+    pub(crate) depends_on: Vec<(StreamId, u64)>,
+    /// The head the append must find, if any.
+    pub(crate) expected_head: Option<u64>,
     /// The stream's version after the append.
     pub(crate) last_version: u64,
     pub(crate) events: Vec<PreparedEvent>,
@@ -73,15 +78,33 @@ impl Prepared {
                 data: event.data(),
             })
             .collect();
+        if let Some((stream, version)) = append
+            .depends_on
+            .iter()
+            .find(|(_, version)| i64::try_from(*version).is_err())
+        {
+            return Err(StoreError::InvalidAppend(format!(
+                "the dependency on stream {stream} at version {version} is out of range"
+            )));
+        }
         Ok(Self {
             stream: append.stream,
             expected_version: append.expected_version,
+            depends_on: append.depends_on,
+            expected_head: append.expected_head,
             last_version,
             events,
             recorded_at: append.recorded_at,
             cause: append.cause,
             rows,
         })
+    }
+}
+
+impl Prepared {
+    /// The streams whose versions judging the append needs: its own, then its dependencies.
+    pub(crate) fn streams(&self) -> impl Iterator<Item = &StreamId> {
+        std::iter::once(&self.stream).chain(self.depends_on.iter().map(|(stream, _)| stream))
     }
 }
 
@@ -99,7 +122,8 @@ pub(crate) struct Snapshot {
     pub(crate) head: u64,
     /// The head record's recording time.
     pub(crate) head_recorded_at: Option<DateTime<Utc>>,
-    /// The current version of every stream the batch appends to that has any records.
+    /// The current version of every stream the batch appends to or depends on that has any
+    /// records.
     pub(crate) stream_versions: HashMap<StreamId, u64>,
     /// The digest of every command id of the batch that is already recorded.
     pub(crate) known_commands: HashMap<CommandId, [u8; 32]>,
@@ -148,12 +172,41 @@ pub(crate) struct Plan {
     /// The batch's appends; the event data and envelopes of those appended moved into
     /// `records` (see [`Plan::into_items`]).
     pub(crate) items: Vec<Prepared>,
+    /// What the records add to the Merkle tree, once [`Plan::grow`] has run.
+    pub(crate) growth: Option<Growth>,
 }
 
 impl Plan {
     /// Whether the batch writes anything.
     pub(crate) fn writes_anything(&self) -> bool {
         !self.records.is_empty()
+    }
+
+    /// Grows the Merkle tree by the plan's records from `tree`'s frontier, which must stand at
+    /// the head the plan was made against, and signs the checkpoint for the new size.
+    pub(crate) fn grow(&mut self, tree: &TreeState) -> Result<(), StoreError> {
+        if !self.writes_anything() {
+            return Ok(());
+        }
+        let frontier = tree
+            .frontier
+            .as_ref()
+            .filter(|frontier| frontier.size() == self.head_before)
+            .ok_or_else(|| {
+                StoreError::InconsistentTree(format!(
+                    "the writer's tree is not at the head {}",
+                    self.head_before
+                ))
+            })?;
+        self.growth = Some(tree::grow(frontier, &self.records, tree.signer.as_ref())?);
+        Ok(())
+    }
+
+    /// Once the plan is committed: the writer's tree moves on with it.
+    pub(crate) fn committed(&self, tree: &mut TreeState) {
+        if let Some(growth) = &self.growth {
+            tree.frontier = Some(growth.frontier.clone());
+        }
     }
 
     /// The command ids whose first result must be read back from the database.
@@ -178,8 +231,12 @@ impl Plan {
         stored: &HashMap<CommandId, Vec<StoredRecord>>,
     ) -> Vec<Result<Appended, StoreError>> {
         let Plan {
-            outcomes, records, ..
+            outcomes,
+            records,
+            growth,
+            ..
         } = self;
+        let checkpoint = growth.and_then(|growth| growth.checkpoint);
         // Copies for duplicates of appends in this batch (rare), taken before the records move.
         let mut copies: HashMap<usize, Vec<StoredRecord>> = HashMap::new();
         for outcome in &outcomes {
@@ -197,14 +254,17 @@ impl Plan {
                 Outcome::New { count, .. } => Ok(Appended {
                     records: records.by_ref().take(count).collect(),
                     duplicate: false,
+                    checkpoint: checkpoint.clone(),
                 }),
                 Outcome::DuplicateInBatch { earlier } => Ok(Appended {
                     records: copies.get(&earlier).cloned().unwrap_or_default(),
                     duplicate: true,
+                    checkpoint: None,
                 }),
                 Outcome::DuplicateStored(id) => Ok(Appended {
                     records: stored.get(&id).cloned().unwrap_or_default(),
                     duplicate: true,
+                    checkpoint: None,
                 }),
                 Outcome::Refused(error) => Err(error),
             })
@@ -252,7 +312,9 @@ pub(crate) fn plan(snapshot: Snapshot, mut items: Vec<Prepared>, max_record_byte
     } = snapshot;
     let head_before = head;
     for item in &items {
-        stream_versions.entry(item.stream.clone()).or_insert(0);
+        for stream in item.streams() {
+            stream_versions.entry(stream.clone()).or_insert(0);
+        }
     }
     let mut outcomes = Vec::with_capacity(items.len());
     let mut records: Vec<StoredRecord> = Vec::new();
@@ -289,13 +351,8 @@ pub(crate) fn plan(snapshot: Snapshot, mut items: Vec<Prepared>, max_record_byte
                 None => {}
             }
         }
-        let version = stream_versions.get(&item.stream).copied().unwrap_or(0);
-        if version != item.expected_version {
-            outcomes.push(Outcome::Refused(StoreError::Conflict {
-                stream: item.stream.clone(),
-                expected: item.expected_version,
-                actual: version,
-            }));
+        if let Some(conflict) = conflict(item, head, &stream_versions) {
+            outcomes.push(Outcome::Refused(conflict));
             continue;
         }
         if let Some(head_recorded_at) = head_recorded_at
@@ -340,6 +397,46 @@ pub(crate) fn plan(snapshot: Snapshot, mut items: Vec<Prepared>, max_record_byte
         head,
         head_recorded_at,
         items,
+        growth: None,
+    }
+}
+
+/// The conflict of an append with the log as the appends before it left it: its stream's
+/// version, then its dependencies, then the head.
+fn conflict(
+    item: &Prepared,
+    head: u64,
+    stream_versions: &HashMap<StreamId, u64>,
+) -> Option<StoreError> {
+    let version_of = |stream: &StreamId| stream_versions.get(stream).copied().unwrap_or(0);
+    let version = version_of(&item.stream);
+    if version != item.expected_version {
+        return Some(StoreError::Conflict {
+            stream: item.stream.clone(),
+            expected: item.expected_version,
+            actual: version,
+            kind: ConflictKind::Version,
+        });
+    }
+    for (stream, expected) in &item.depends_on {
+        let actual = version_of(stream);
+        if actual != *expected {
+            return Some(StoreError::Conflict {
+                stream: stream.clone(),
+                expected: *expected,
+                actual,
+                kind: ConflictKind::Dependency,
+            });
+        }
+    }
+    match item.expected_head {
+        Some(expected) if expected != head => Some(StoreError::Conflict {
+            stream: item.stream.clone(),
+            expected,
+            actual: head,
+            kind: ConflictKind::Head,
+        }),
+        _ => None,
     }
 }
 
@@ -419,6 +516,8 @@ mod tests {
             stream: stream(body),
             expected_version: expected,
             events,
+            depends_on: Vec::new(),
+            expected_head: None,
             recorded_at: at(second),
             cause: Some(Cause {
                 command_id: CommandId(uuid::Uuid::from_u128(id)),
@@ -509,6 +608,71 @@ mod tests {
                 "new Some(14)",
             ]
         );
+    }
+
+    #[test]
+    fn dependencies_and_the_expected_head_are_judged_after_the_appends_before() {
+        let snapshot = Snapshot {
+            head: 10,
+            stream_versions: [(stream("a"), 3)].into_iter().collect(),
+            ..Snapshot::default()
+        };
+        let mut items = vec![
+            append("b", 0, 1, 1, 1), // b depends on a at 3: still there; b at 1, head 11
+            append("c", 0, 1, 2, 1), // c depends on b at 0: b moved in this batch
+            append("a", 3, 1, 3, 1), // a at 4, head 12
+            append("c", 0, 1, 4, 1), // c depends on a at 3: moved by the append before
+            append("c", 0, 1, 5, 1), // head must be 11: it is 12
+            append("c", 0, 1, 6, 1), // head must be 12: c at 1, head 13
+            append("d", 0, 1, 7, 1), // head must be 0
+        ];
+        items[0].depends_on = vec![(stream("a"), 3)];
+        items[1].depends_on = vec![(stream("b"), 0)];
+        items[3].depends_on = vec![(stream("a"), 3), (stream("b"), 1)];
+        items[4].expected_head = Some(11);
+        items[5].expected_head = Some(12);
+        items[6].expected_head = Some(0);
+        let plan = plan(snapshot, items, 1 << 20);
+        assert_eq!(plan.head, 13);
+        assert_eq!(plan.stream_versions[&stream("b")], 1);
+        let results = plan.into_results(&HashMap::new());
+        assert_eq!(
+            codes(&results),
+            [
+                "new Some(11)",
+                "conflict",
+                "new Some(12)",
+                "conflict",
+                "conflict",
+                "new Some(13)",
+                "conflict",
+            ]
+        );
+        let kinds: Vec<Option<(String, u64, u64, ConflictKind)>> = results
+            .iter()
+            .map(|result| match result {
+                Err(StoreError::Conflict {
+                    stream,
+                    expected,
+                    actual,
+                    kind,
+                }) => Some((stream.to_string(), *expected, *actual, *kind)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            kinds[1],
+            Some(("body/b".into(), 0, 1, ConflictKind::Dependency))
+        );
+        assert_eq!(
+            kinds[3],
+            Some(("body/a".into(), 3, 4, ConflictKind::Dependency))
+        );
+        assert_eq!(
+            kinds[4],
+            Some(("body/c".into(), 11, 12, ConflictKind::Head))
+        );
+        assert_eq!(kinds[6], Some(("body/d".into(), 0, 13, ConflictKind::Head)));
     }
 
     #[test]

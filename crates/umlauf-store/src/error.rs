@@ -11,16 +11,19 @@ use umlauf_domain::ids::CommandId;
 /// A failed store operation.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Optimistic concurrency lost: the stream is not at the version the append expected.
-    /// Nothing was written. Reload the stream, decide again and retry.
-    #[error("stream {stream} is at version {actual}, not at the expected version {expected}")]
+    /// Optimistic concurrency lost: the stream appended to, a stream the decision depended on,
+    /// or the log's head is not where the append expected it (see `kind`). Nothing was written.
+    /// Reload the state, decide again and retry.
+    #[error("{}", conflict_message(*kind, stream, *expected, *actual))]
     Conflict {
-        /// The stream appended to.
+        /// The stream appended to, or for [`ConflictKind::Dependency`] the stream depended on.
         stream: StreamId,
-        /// The version the append expected.
+        /// The version (for [`ConflictKind::Head`]: the head position) the append expected.
         expected: u64,
-        /// The stream's actual version.
+        /// The actual version (or head position).
         actual: u64,
+        /// What moved.
+        kind: ConflictKind,
     },
     /// The command id was recorded before for a command with another payload or signature.
     /// Nothing was written.
@@ -79,6 +82,47 @@ pub enum StoreError {
     /// The store's writer has stopped; the store is unusable.
     #[error("the store's writer has stopped")]
     Closed,
+    /// The store was opened read-only ([`crate::StoreOptions::read_only`]): it does not append.
+    #[error("the store is open read-only")]
+    ReadOnly,
+    /// The database opened read-only is not a log: the file is missing or the log's tables are.
+    #[error("not a log: {0}")]
+    NotALog(String),
+    /// A proof, root or checkpoint was asked for a position or tree size the log does not have.
+    #[error("out of range: {0}")]
+    OutOfRange(String),
+    /// The stored Merkle tree disagrees with itself, with the records or with a stored
+    /// checkpoint: the database was changed behind the store's back. The store signs no
+    /// checkpoint on such a tree.
+    #[error("the stored Merkle tree is inconsistent: {0}")]
+    InconsistentTree(String),
+}
+
+/// What a [`StoreError::Conflict`] found moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConflictKind {
+    /// The stream appended to is not at the expected version.
+    Version,
+    /// A stream the decision depended on ([`crate::Append::depends_on`]) has moved on.
+    Dependency,
+    /// The log's head is not at [`crate::Append::expected_head`].
+    Head,
+}
+
+fn conflict_message(kind: ConflictKind, stream: &StreamId, expected: u64, actual: u64) -> String {
+    match kind {
+        ConflictKind::Version => {
+            format!(
+                "stream {stream} is at version {actual}, not at the expected version {expected}"
+            )
+        }
+        ConflictKind::Dependency => format!(
+            "stream {stream}, which the decision depended on, is at version {actual}, not at version {expected}"
+        ),
+        ConflictKind::Head => format!(
+            "the log's head is at position {actual}, not at the expected position {expected}, for an append to stream {stream}"
+        ),
+    }
 }
 
 impl StoreError {
@@ -98,6 +142,10 @@ impl StoreError {
             Self::Database(_) => "database",
             Self::Migration(_) => "migration",
             Self::Closed => "store_closed",
+            Self::ReadOnly => "read_only",
+            Self::NotALog(_) => "not_a_log",
+            Self::OutOfRange(_) => "out_of_range",
+            Self::InconsistentTree(_) => "inconsistent_tree",
         }
     }
 

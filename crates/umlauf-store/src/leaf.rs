@@ -1,15 +1,10 @@
-//! The Merkle leaf hash of a record, as RFC 6962 defines it.
-//!
-//! It lives here until `umlauf-proof` has its Merkle module; then the store calls that one.
+//! The Merkle leaf hash of a record, as RFC 6962 defines it: the proof crate's, so the store's
+//! leaves are the tree's leaves.
 
-use sha2::{Digest, Sha256};
-
-/// `SHA-256(0x00 ‖ record)`: the leaf hash of a record's exact bytes.
+/// `SHA-256(0x00 ‖ record)`: the leaf hash of a record's exact bytes
+/// ([`umlauf_proof::merkle::leaf_hash`]).
 pub fn leaf_hash(record: &[u8]) -> [u8; 32] {
-    let mut hasher = Sha256::new();
-    hasher.update([0u8]);
-    hasher.update(record);
-    hasher.finalize().into()
+    umlauf_proof::merkle::leaf_hash(record)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use sqlx::{AssertSqlSafe, Connection, Row};
 use umlauf_domain::StreamId;
 use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
+use umlauf_proof::merkle::{self, Frontier, Hash, SubtreeId, frontier_ids};
 use uuid::Uuid;
 
 use crate::append::{Appended, Head, Projection, StoredRecord};
@@ -28,6 +29,10 @@ use crate::read_models::{
 };
 use crate::store::{RebuildSummary, StoreOptions};
 use crate::time::sortable;
+use crate::tree::{
+    CheckpointSigner, Growth, TreeState, backfill_leaves, frontier_from, hash_low_subtrees,
+    proof_error, push_leaf, split_leaves, stored_size, subtree_columns, subtree_of,
+};
 
 /// Whether a schema name is a plain lower-case identifier, safe to put into SQL unquoted.
 fn valid_schema(schema: &str) -> bool {
@@ -47,12 +52,17 @@ pub(crate) async fn connect(
     let mut connect = PgConnectOptions::from_str(&options.url)
         .map_err(|error| StoreError::InvalidConfig(format!("{}: {error}", redact(&options.url))))?
         .application_name("umlauf-store");
+    if let Some(schema) = &options.schema
+        && !valid_schema(schema)
+    {
+        return Err(StoreError::InvalidConfig(format!(
+            "schema {schema:?} must be 1 to 63 characters of a-z, 0-9 and _, not starting with a digit"
+        )));
+    }
+    if options.read_only {
+        return connect_read_only(options, connect).await;
+    }
     if let Some(schema) = &options.schema {
-        if !valid_schema(schema) {
-            return Err(StoreError::InvalidConfig(format!(
-                "schema {schema:?} must be 1 to 63 characters of a-z, 0-9 and _, not starting with a digit"
-            )));
-        }
         let mut connection = PgConnection::connect_with(&connect).await?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE SCHEMA IF NOT EXISTS {schema}"
@@ -67,6 +77,38 @@ pub(crate) async fn connect(
         .connect_with(connect.clone())
         .await?;
     sqlx::migrate!("migrations/postgres").run(&pool).await?;
+    Ok((pool, connect))
+}
+
+/// Connects without migrating, every transaction read-only, and checks that the log's tables
+/// are there.
+async fn connect_read_only(
+    options: &StoreOptions,
+    mut connect: PgConnectOptions,
+) -> Result<(PgPool, PgConnectOptions), StoreError> {
+    let mut settings = vec![("default_transaction_read_only", "on")];
+    if let Some(schema) = &options.schema {
+        settings.push(("search_path", schema.as_str()));
+    }
+    connect = connect.options(settings);
+    let pool = PgPoolOptions::new()
+        .max_connections(options.max_connections)
+        .connect_with(connect.clone())
+        .await?;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM unnest(ARRAY['log_head', 'log_records', 'log_commands']) AS t(name) \
+         WHERE to_regclass(t.name) IS NOT NULL",
+    )
+    .fetch_one(&pool)
+    .await?;
+    if tables != 3 {
+        pool.close().await;
+        let place = options.schema.as_deref().map_or_else(
+            || "the database".to_owned(),
+            |schema| format!("schema {schema}"),
+        );
+        return Err(StoreError::NotALog(format!("{place} has no log tables")));
+    }
     Ok((pool, connect))
 }
 
@@ -128,15 +170,19 @@ const DECLINED: &str = "U0001";
 /// writer left it and writes everything, or, if the head has moved (another replica appended)
 /// or a command id is already recorded, writes nothing and declines. Then the slow path runs:
 /// lock the head, read the streams' versions and the command ids, plan again, write, commit.
+/// Every append moves the head, so a head still where this writer left it means the versions it
+/// remembers (of the streams appended to and of those depended on) are the database's: the
+/// fast path's plan is judged on the state its own statement finds.
 ///
 /// On an error the appends come back for another try; the writer drops the connection.
 pub(crate) async fn commit_batch(
     connection: &mut PgConnection,
     cache: &mut WriterCache,
+    tree: &mut TreeState,
     items: Vec<Prepared>,
     max_record_bytes: usize,
 ) -> Result<Vec<Result<Appended, StoreError>>, Failed> {
-    let items = match fast_batch(connection, cache, items, max_record_bytes).await {
+    let items = match fast_batch(connection, cache, tree, items, max_record_bytes).await {
         Ok(Ok(results)) => return Ok(results),
         Ok(Err(declined)) => declined,
         Err(failed) => {
@@ -144,7 +190,7 @@ pub(crate) async fn commit_batch(
             return Err(failed);
         }
     };
-    let result = slow_batch(connection, items, max_record_bytes).await;
+    let result = slow_batch(connection, tree, items, max_record_bytes).await;
     match &result {
         Ok((plan, _)) => cache.remember(plan),
         Err(_) => cache.reset(),
@@ -152,7 +198,10 @@ pub(crate) async fn commit_batch(
     let outcome = match result {
         Ok((plan, stored)) if plan.writes_anything() => {
             match sqlx::raw_sql("COMMIT").execute(&mut *connection).await {
-                Ok(_) => return Ok(plan.into_results(&stored)),
+                Ok(_) => {
+                    plan.committed(tree);
+                    return Ok(plan.into_results(&stored));
+                }
                 Err(error) => {
                     cache.reset();
                     Err((error.into(), plan.into_items()))
@@ -179,40 +228,65 @@ pub(crate) async fn commit_batch(
 async fn fast_batch(
     connection: &mut PgConnection,
     cache: &mut WriterCache,
+    tree: &mut TreeState,
     items: Vec<Prepared>,
     max_record_bytes: usize,
 ) -> Result<Result<Vec<Result<Appended, StoreError>>, Vec<Prepared>>, Failed> {
-    let mut missing: Vec<String> = items
-        .iter()
-        .filter(|item| cache.head.is_none() || !cache.versions.contains_key(&item.stream))
-        .map(|item| item.stream.to_string())
-        .collect();
-    if !missing.is_empty() {
+    // Read what the cache lacks. If that finds the head moved, the cache starts afresh, and
+    // one more read fetches every stream of the batch at the new head.
+    for _ in 0..2 {
+        let mut missing: Vec<String> = items
+            .iter()
+            .flat_map(Prepared::streams)
+            .filter(|stream| cache.head.is_none() || !cache.versions.contains_key(stream))
+            .map(ToString::to_string)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
         missing.sort_unstable();
         missing.dedup();
         if let Err(error) = prefetch(connection, cache, &missing).await {
             return Err(Failed { error, items });
         }
     }
-    let Some(head) = cache.head else {
+    let complete = items
+        .iter()
+        .flat_map(Prepared::streams)
+        .all(|stream| cache.versions.contains_key(stream));
+    let Some(head) = cache.head.filter(|_| complete) else {
         return Ok(Err(items));
     };
+    // The head this writer knows is committed, and so are the subtrees up to it.
+    if tree.needs_frontier(head.position) {
+        match load_frontier(connection, head.position).await {
+            Ok(frontier) => tree.frontier = Some(frontier),
+            Err(error) => return Err(Failed { error, items }),
+        }
+    }
     let snapshot = Snapshot {
         head: head.position,
         head_recorded_at: head.recorded_at,
         stream_versions: items
             .iter()
-            .filter_map(|item| {
-                let version = cache.versions.get(&item.stream)?;
-                Some((item.stream.clone(), *version))
+            .flat_map(Prepared::streams)
+            .filter_map(|stream| {
+                let version = cache.versions.get(stream)?;
+                Some((stream.clone(), *version))
             })
             .collect(),
         known_commands: HashMap::new(),
     };
-    let plan = batch::plan(snapshot, items, max_record_bytes);
+    let mut plan = batch::plan(snapshot, items, max_record_bytes);
     if !plan.writes_anything() {
         // Only refusals, judged on what this writer remembers: judge them under the lock.
         return Ok(Err(plan.into_items()));
+    }
+    if let Err(error) = plan.grow(tree) {
+        return Err(Failed {
+            error,
+            items: plan.into_items(),
+        });
     }
     let written = match BatchArrays::of_plan(&plan, Some(head.position)) {
         Ok(arrays) => arrays.write(connection).await,
@@ -221,6 +295,7 @@ async fn fast_batch(
     match written {
         Ok(()) => {
             cache.remember(&plan);
+            plan.committed(tree);
             Ok(Ok(plan.into_results(&HashMap::new())))
         }
         Err(error) if is_declined(&error) => {
@@ -281,6 +356,7 @@ async fn prefetch(
 /// The slow path: the batch inside its transaction, up to (not including) the commit.
 async fn slow_batch(
     connection: &mut PgConnection,
+    tree: &mut TreeState,
     items: Vec<Prepared>,
     max_record_bytes: usize,
 ) -> Result<(Plan, HashMap<CommandId, Vec<StoredRecord>>), Failed> {
@@ -295,7 +371,19 @@ async fn slow_batch(
         Ok(snapshot) => snapshot,
         Err(error) => return Err(Failed { error, items }),
     };
-    let plan = batch::plan(snapshot, items, max_record_bytes);
+    if tree.needs_frontier(head.position) {
+        match load_frontier(connection, head.position).await {
+            Ok(frontier) => tree.frontier = Some(frontier),
+            Err(error) => return Err(Failed { error, items }),
+        }
+    }
+    let mut plan = batch::plan(snapshot, items, max_record_bytes);
+    if let Err(error) = plan.grow(tree) {
+        return Err(Failed {
+            error,
+            items: plan.into_items(),
+        });
+    }
     match write_plan(connection, &plan).await {
         Ok(stored) => Ok((plan, stored)),
         Err(error) => Err(Failed {
@@ -303,6 +391,181 @@ async fn slow_batch(
             items: plan.into_items(),
         }),
     }
+}
+
+/// The stored subtrees among `ids`, in one query: level 0 from `log_records`' leaf hashes, the
+/// others from `merkle_subtrees`.
+async fn subtrees(
+    connection: &mut PgConnection,
+    ids: &[SubtreeId],
+) -> Result<HashMap<SubtreeId, Hash>, StoreError> {
+    let (positions, inner) = split_leaves(ids)?;
+    let mut levels = Vec::with_capacity(inner.len());
+    let mut indexes = Vec::with_capacity(inner.len());
+    for id in &inner {
+        let (level, index) = subtree_columns(*id)?;
+        levels.push(level);
+        indexes.push(index);
+    }
+    let mut found = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let rows = sqlx::query(
+        "SELECT s.level, s.idx, s.hash FROM merkle_subtrees s \
+         JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, idx) \
+         ON s.level = w.level AND s.idx = w.idx \
+         UNION ALL \
+         SELECT 0::smallint, r.position - 1, r.leaf_hash FROM log_records r \
+         WHERE r.position = ANY($3::bigint[])",
+    )
+    .bind(&levels)
+    .bind(&indexes)
+    .bind(&positions)
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in rows {
+        let level: i16 = row.try_get(0)?;
+        let hash: &[u8] = row.try_get(2)?;
+        let (id, hash) = subtree_of(i64::from(level), row.try_get(1)?, hash)?;
+        found.insert(id, hash);
+    }
+    hash_low_subtrees(ids, &mut found);
+    Ok(found)
+}
+
+/// The stored subtrees among `ids`.
+pub(crate) async fn find_subtrees(
+    pool: &PgPool,
+    ids: &[SubtreeId],
+) -> Result<HashMap<SubtreeId, Hash>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    subtrees(&mut connection, ids).await
+}
+
+/// The tree's frontier at `size` from the stored subtrees.
+async fn load_frontier(connection: &mut PgConnection, size: u64) -> Result<Frontier, StoreError> {
+    let found = subtrees(connection, &frontier_ids(size)).await?;
+    frontier_from(size, &found)
+}
+
+/// How many leaves the backfill reads per query.
+const BACKFILL_PAGE: i64 = 10_000;
+
+/// At open: stores the subtrees of records appended before the tree was kept (one pass over
+/// their leaf hashes), checks the newest stored checkpoint against the stored tree, and with a
+/// signer signs the head's checkpoint if none covers it. Under the head lock.
+pub(crate) async fn prepare_tree(
+    pool: &PgPool,
+    signer: Option<&CheckpointSigner>,
+) -> Result<(), StoreError> {
+    let mut transaction = pool.begin().await?;
+    let (position, _): (i64, Option<String>) =
+        sqlx::query_as("SELECT position, recorded_at FROM log_head FOR UPDATE")
+            .fetch_one(&mut *transaction)
+            .await?;
+    let head = to_u64(position)?;
+    let stored: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM merkle_subtrees WHERE level = 2")
+            .fetch_one(&mut *transaction)
+            .await?;
+    let stored = stored_size(stored)?;
+    if stored > head {
+        return Err(StoreError::InconsistentTree(format!(
+            "the stored tree holds {stored} leaves, the log {head} records"
+        )));
+    }
+    let mut frontier = load_frontier(&mut transaction, stored).await?;
+    while frontier.size() < head {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT position, leaf_hash FROM log_records WHERE position > $1 \
+             ORDER BY position LIMIT $2",
+        )
+        .bind(to_i64(frontier.size())?)
+        .bind(BACKFILL_PAGE)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let leaves = backfill_leaves(frontier.size(), head, &rows)?;
+        let mut completed = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            push_leaf(&mut frontier, leaf, &mut completed)?;
+        }
+        let growth = Growth {
+            frontier: frontier.clone(),
+            subtrees: completed,
+            size: frontier.size(),
+            checkpoint: None,
+        };
+        let mut arrays = BatchArrays::default();
+        arrays.add_growth(&growth)?;
+        arrays.write(&mut transaction).await?;
+    }
+    if let Some(signer) = signer {
+        let latest: Option<(i64, String)> =
+            sqlx::query_as("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&mut *transaction)
+                .await?;
+        let mut covered = 0;
+        if let Some((size, note)) = latest {
+            let size = to_u64(size)?;
+            if size > head {
+                return Err(StoreError::InconsistentTree(format!(
+                    "a checkpoint for size {size} is stored, the log holds {head} records"
+                )));
+            }
+            let found = subtrees(&mut transaction, &frontier_ids(size)).await?;
+            let root = merkle::root(size, &found).map_err(proof_error)?;
+            signer.check_stored(size, &note, root)?;
+            covered = size;
+        }
+        if covered < head {
+            let note = signer.sign(head, frontier.root())?;
+            sqlx::query("INSERT INTO checkpoints (size, note) VALUES ($1, $2)")
+                .bind(to_i64(head)?)
+                .bind(note)
+                .execute(&mut *transaction)
+                .await?;
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
+}
+
+/// The stored checkpoint note for `size`.
+pub(crate) async fn checkpoint(pool: &PgPool, size: u64) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT note FROM checkpoints WHERE size = $1")
+            .bind(to_i64(size)?)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// The stored checkpoint note with the largest size.
+pub(crate) async fn latest_checkpoint(pool: &PgPool) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Up to `limit` stored checkpoints from `size` on, by size.
+pub(crate) async fn checkpoints_from(
+    pool: &PgPool,
+    size: u64,
+    limit: i64,
+) -> Result<Vec<(u64, String)>, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT size, note FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
+    )
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(size, note)| Ok((to_u64(size)?, note)))
+        .collect()
 }
 
 async fn lock_head(connection: &mut PgConnection) -> Result<Head, StoreError> {
@@ -344,7 +607,11 @@ async fn read_snapshot(
         ..Snapshot::default()
     };
 
-    let mut streams: Vec<String> = items.iter().map(|item| item.stream.to_string()).collect();
+    let mut streams: Vec<String> = items
+        .iter()
+        .flat_map(Prepared::streams)
+        .map(ToString::to_string)
+        .collect();
     streams.sort_unstable();
     streams.dedup();
     let command_ids: Vec<Uuid> = items
@@ -407,7 +674,6 @@ struct BatchArrays<'a> {
     status_bodies: Vec<&'a str>,
     status_states: Vec<&'a str>,
     status_deadlines: Vec<&'a str>,
-    status_versions: Vec<i64>,
     status_json: Vec<&'a str>,
     inbox_circulations: Vec<Uuid>,
     inbox_members: Vec<&'a str>,
@@ -418,24 +684,32 @@ struct BatchArrays<'a> {
     key_holders: Vec<&'a str>,
     key_states: Vec<&'a str>,
     key_json: Vec<&'a str>,
+    subtree_levels: Vec<i16>,
+    subtree_indexes: Vec<i64>,
+    subtree_hashes: Vec<&'a [u8]>,
+    checkpoint_sizes: Vec<i64>,
+    checkpoint_notes: Vec<&'a str>,
 }
 
-/// One statement for a whole batch: the head, the records, the commands, and the read models of
-/// every stream appended to.
+/// One statement for a whole batch: the head, the records, the commands, the Merkle subtrees
+/// and the checkpoint, and the read models of every stream appended to.
 ///
-/// The head moves first, and only from `$30`, where the batch was planned against: every other
+/// The head moves first, and only from `$29`, where the batch was planned against: every other
 /// clause is gated on that move (so nothing else is touched unless this statement holds the head
 /// row's lock and the head is where it was planned), and the final `log_assert` aborts the whole
 /// statement, writing nothing, if the head had moved. A command id recorded before fails the
 /// statement on `log_commands`' primary key, which also writes nothing. Each
 /// clause sees the tables as they were when the statement began, so the inbox's deletions (members
 /// no longer awaited) and insertions (members awaited now, existing rows left alone) are disjoint.
-/// Empty arrays write nothing. A NULL head (`$11`) leaves the head alone and writes read models
+/// A circulation's status row is updated in place if this statement's snapshot holds it with
+/// other content (a plain update: no speculative insertion, no row lock logged); every other
+/// row goes to the insertion, whose conflict clause catches a row committed after the
+/// snapshot. Empty arrays write nothing. A NULL head (`$11`) leaves the head alone and writes read models
 /// only: a rebuild.
 const WRITE_BATCH: &str = "\
 WITH new_head AS (
     UPDATE log_head SET position = $11, recorded_at = $12
-    WHERE $11::bigint IS NOT NULL AND position = $30
+    WHERE $11::bigint IS NOT NULL AND position = $29
     RETURNING 1
 ), gate AS (
     SELECT $11::bigint IS NULL OR EXISTS (SELECT 1 FROM new_head) AS open
@@ -444,40 +718,58 @@ WITH new_head AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[],
                          $6::bytea[], $7::bytea[])
     WHERE (SELECT open FROM gate)
+), new_subtrees AS (
+    INSERT INTO merkle_subtrees (level, idx, hash)
+    SELECT * FROM unnest($30::smallint[], $31::bigint[], $32::bytea[])
+    WHERE (SELECT open FROM gate)
+), new_checkpoints AS (
+    INSERT INTO checkpoints (size, note)
+    SELECT * FROM unnest($33::bigint[], $34::text[])
+    WHERE (SELECT open FROM gate)
 ), new_commands AS (
     INSERT INTO log_commands (command_id, digest, first_position, record_count)
-    SELECT * FROM unnest($8::uuid[], $9::bytea[], $10::bigint[], $29::bigint[])
+    SELECT * FROM unnest($8::uuid[], $9::bytea[], $10::bigint[], $28::bigint[])
     WHERE (SELECT open FROM gate)
 ), statuses_gone AS (
     DELETE FROM circulation_status
     WHERE circulation = ANY($13::uuid[]) AND (SELECT open FROM gate)
+), statuses_changed AS (
+    UPDATE circulation_status s SET body = n.body, state = n.state, deadline = n.deadline,
+        version = NULL, status = n.status
+    FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::text[])
+        AS n(circulation, body, state, deadline, status)
+    WHERE s.circulation = n.circulation AND s.status IS DISTINCT FROM n.status
+      AND (SELECT open FROM gate)
+    RETURNING s.circulation
 ), statuses AS (
-    INSERT INTO circulation_status (circulation, body, state, deadline, version, status)
-    SELECT * FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::bigint[],
-                         $19::text[])
+    INSERT INTO circulation_status (circulation, body, state, deadline, status)
+    SELECT * FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::text[])
+        AS n(circulation, body, state, deadline, status)
     WHERE (SELECT open FROM gate)
+      AND n.circulation NOT IN (SELECT circulation FROM statuses_changed)
     ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, state = excluded.state,
-        deadline = excluded.deadline, version = excluded.version, status = excluded.status
+        deadline = excluded.deadline, version = NULL, status = excluded.status
+    WHERE circulation_status.status IS DISTINCT FROM excluded.status
 ), inbox_gone AS (
     DELETE FROM inbox i
     WHERE (i.circulation = ANY($14::uuid[]) OR i.circulation = ANY($13::uuid[]))
-      AND NOT EXISTS (SELECT 1 FROM unnest($20::uuid[], $21::text[]) AS n(c, m)
+      AND NOT EXISTS (SELECT 1 FROM unnest($19::uuid[], $20::text[]) AS n(c, m)
                       WHERE n.c = i.circulation AND n.m = i.member)
       AND (SELECT open FROM gate)
 ), inbox_new AS (
     INSERT INTO inbox (circulation, member, body)
-    SELECT * FROM unnest($20::uuid[], $21::text[], $22::text[])
+    SELECT * FROM unnest($19::uuid[], $20::text[], $21::text[])
     WHERE (SELECT open FROM gate)
     ON CONFLICT DO NOTHING
 ), keys_gone AS (
     DELETE FROM key_status k
-    WHERE k.body = ANY($23::text[])
-      AND NOT EXISTS (SELECT 1 FROM unnest($24::text[], $25::text[]) AS n(b, id)
+    WHERE k.body = ANY($22::text[])
+      AND NOT EXISTS (SELECT 1 FROM unnest($23::text[], $24::text[]) AS n(b, id)
                       WHERE n.b = k.body AND n.id = k.key_id)
       AND (SELECT open FROM gate)
 ), keys_new AS (
     INSERT INTO key_status (body, key_id, holder, state, status)
-    SELECT * FROM unnest($24::text[], $25::text[], $26::text[], $27::text[], $28::text[])
+    SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::text[], $27::text[])
     WHERE (SELECT open FROM gate)
     ON CONFLICT (body, key_id) DO UPDATE SET holder = excluded.holder, state = excluded.state,
         status = excluded.status
@@ -515,12 +807,30 @@ impl<'a> BatchArrays<'a> {
             self.first_positions.push(to_i64(command.first_position)?);
             self.record_counts.push(to_i64(command.record_count)?);
         }
+        if let Some(growth) = &plan.growth {
+            self.add_growth(growth)?;
+        }
         self.head = Some(to_i64(plan.head)?);
         self.head_recorded_at = plan.head_recorded_at.map(instant_text);
         for index in plan.projections.values() {
             if let Some(item) = plan.items.get(*index) {
                 self.add_projection(&item.rows);
             }
+        }
+        Ok(())
+    }
+
+    /// Adds the subtrees a batch completes and its checkpoint.
+    fn add_growth(&mut self, growth: &'a Growth) -> Result<(), StoreError> {
+        for subtree in &growth.subtrees {
+            let (level, index) = subtree_columns(subtree.id)?;
+            self.subtree_levels.push(level);
+            self.subtree_indexes.push(index);
+            self.subtree_hashes.push(&subtree.hash);
+        }
+        if let Some(note) = &growth.checkpoint {
+            self.checkpoint_sizes.push(to_i64(growth.size)?);
+            self.checkpoint_notes.push(note);
         }
         Ok(())
     }
@@ -550,7 +860,6 @@ impl<'a> BatchArrays<'a> {
                 self.status_bodies.push(&row.body);
                 self.status_states.push(row.state);
                 self.status_deadlines.push(&row.deadline);
-                self.status_versions.push(row.version);
                 self.status_json.push(&row.status);
                 for member in &row.inbox {
                     self.inbox_circulations.push(*circulation);
@@ -580,7 +889,6 @@ impl<'a> BatchArrays<'a> {
             .bind(&self.status_bodies)
             .bind(&self.status_states)
             .bind(&self.status_deadlines)
-            .bind(&self.status_versions)
             .bind(&self.status_json)
             .bind(&self.inbox_circulations)
             .bind(&self.inbox_members)
@@ -593,6 +901,11 @@ impl<'a> BatchArrays<'a> {
             .bind(&self.key_json)
             .bind(&self.record_counts)
             .bind(self.expected_head)
+            .bind(&self.subtree_levels)
+            .bind(&self.subtree_indexes)
+            .bind(&self.subtree_hashes)
+            .bind(&self.checkpoint_sizes)
+            .bind(&self.checkpoint_notes)
             .execute(&mut *connection)
             .await?;
         Ok(())
@@ -821,14 +1134,13 @@ pub(crate) async fn rebuild(pool: &PgPool) -> Result<RebuildSummary, StoreError>
 pub(crate) async fn dump(pool: &PgPool) -> Result<Vec<String>, StoreError> {
     let mut lines = Vec::new();
     let rows = sqlx::query(
-        "SELECT circulation::text, body, state, deadline, version, status \
-         FROM circulation_status",
+        "SELECT circulation::text, body, state, deadline, status FROM circulation_status",
     )
     .fetch_all(pool)
     .await?;
     for row in rows {
-        let version: i64 = row.try_get(4)?;
-        let status: &str = row.try_get(5)?;
+        let status: &str = row.try_get(4)?;
+        let version = parse_status(status)?.version;
         lines.push(dump_line(
             "circulation_status",
             &[

@@ -1,12 +1,20 @@
 //! The read models as table rows: built from a [`Projection`], read back into the domain's types.
 //!
-//! Three tables: `circulation_status` (one row per circulation: body, state, deadline, version and
-//! the status as JSON), `inbox` (one row per member and open circulation awaiting its answer), and
-//! `key_status` (one row per body and key). The rows are derived here and nowhere else, so an append
-//! and a rebuild write the same content.
+//! Three tables: `circulation_status` (one row per circulation: body, state, deadline, version
+//! (SQLite; NULL on PostgreSQL) and the status as JSON), `inbox` (one row per member and open
+//! circulation awaiting its answer), and `key_status` (one row per body and key). The rows are
+//! derived here and nowhere else, so an append and a rebuild write the same content.
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
 use umlauf_domain::StreamId;
-use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyState, KeyStatus};
+use umlauf_domain::event::{CloseTrigger, Decision};
+use umlauf_domain::ids::{BodyId, CirculationId, MemberId, ProposalDigest};
+use umlauf_domain::read_model::{
+    CirculationState, CirculationStatus, KeyState, KeyStatus, VoteView,
+};
+use umlauf_domain::rule::{Preset, Tally};
 use uuid::Uuid;
 
 use crate::append::Projection;
@@ -95,8 +103,74 @@ fn circulation_row(status: &CirculationStatus) -> Result<CirculationRow, StoreEr
         deadline: sortable(status.deadline),
         version: i64::try_from(status.version)
             .map_err(|_| StoreError::InvalidAppend("stream version out of range".into()))?,
-        status: to_json(status)?,
+        status: status_json(status)?,
         inbox: status.inbox_members().map(ToString::to_string).collect(),
+    })
+}
+
+/// A circulation status as stored: the domain's JSON with the fields in another order, read
+/// back by the domain's `Deserialize` (which takes them in any order). Every vote rewrites the
+/// row, and PostgreSQL logs an updated row only from its first changed byte to its last: the
+/// fields that never change after opening come first, then the version and the tally (which
+/// every vote changes), then the votes, objections and awaiting members, of which a vote changes
+/// one entry, so what follows that entry stays out of the log.
+#[derive(serde::Serialize)]
+struct StoredStatus<'a> {
+    circulation: &'a CirculationId,
+    body: &'a BodyId,
+    title: &'a str,
+    proposal_sha256: &'a ProposalDigest,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preset: Option<&'a Preset>,
+    opened_at: &'a DateTime<Utc>,
+    state: &'a CirculationState,
+    deadline: &'a DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    decision: Option<&'a Decision>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trigger: Option<&'a CloseTrigger>,
+    version: u64,
+    tally: &'a Tally,
+    votes: &'a BTreeMap<MemberId, VoteView>,
+    objections: &'a BTreeMap<MemberId, String>,
+    awaiting: &'a BTreeSet<MemberId>,
+}
+
+fn status_json(status: &CirculationStatus) -> Result<String, StoreError> {
+    // Destructured without `..`, so a field added to the domain's type cannot be left out here.
+    let CirculationStatus {
+        circulation,
+        body,
+        title,
+        proposal_sha256,
+        preset,
+        state,
+        opened_at,
+        deadline,
+        decision,
+        trigger,
+        tally,
+        votes,
+        objections,
+        awaiting,
+        version,
+    } = status;
+    to_json(&StoredStatus {
+        circulation,
+        body,
+        title,
+        proposal_sha256,
+        preset: preset.as_ref(),
+        opened_at,
+        state,
+        deadline,
+        decision: decision.as_ref(),
+        trigger: trigger.as_ref(),
+        version: *version,
+        tally,
+        votes,
+        objections,
+        awaiting,
     })
 }
 

@@ -19,6 +19,7 @@ use sqlx::{Connection, Row};
 use umlauf_domain::StreamId;
 use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
+use umlauf_proof::merkle::{self, Frontier, Hash, SubtreeId, frontier_ids};
 
 use crate::append::{Appended, Head, Projection, StoredRecord};
 use crate::batch::{self, Failed, Plan, Prepared, Snapshot};
@@ -29,6 +30,10 @@ use crate::read_models::{
 };
 use crate::store::{RebuildSummary, StoreOptions};
 use crate::time::sortable;
+use crate::tree::{
+    CheckpointSigner, Growth, TreeState, backfill_leaves, frontier_from, hash_low_subtrees,
+    proof_error, push_leaf, split_leaves, stored_size, subtree_columns, subtree_of,
+};
 
 /// How long a writer waits for another process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -42,6 +47,9 @@ pub(crate) async fn connect(
         return Err(StoreError::InvalidConfig(
             "the SQLite store needs a file, not an in-memory database".into(),
         ));
+    }
+    if options.read_only {
+        return connect_read_only(options).await;
     }
     let connect = SqliteConnectOptions::from_str(&options.url)
         .map_err(|error| StoreError::InvalidConfig(format!("{}: {error}", options.url)))?
@@ -65,11 +73,49 @@ pub(crate) async fn connect(
     Ok((pool, connect))
 }
 
+/// Opens the file read-only (`mode=ro`), never creating it, and checks that it holds a log.
+async fn connect_read_only(
+    options: &StoreOptions,
+) -> Result<(SqlitePool, SqliteConnectOptions), StoreError> {
+    let connect = SqliteConnectOptions::from_str(&options.url)
+        .map_err(|error| StoreError::InvalidConfig(format!("{}: {error}", options.url)))?
+        .read_only(true)
+        .create_if_missing(false)
+        .busy_timeout(BUSY_TIMEOUT);
+    let path = connect.get_filename();
+    if !path.is_file() {
+        return Err(StoreError::NotALog(format!(
+            "{} does not exist or is not a file",
+            path.display()
+        )));
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(options.max_connections)
+        .connect_with(connect.clone())
+        .await?;
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' \
+         AND name IN ('log_head', 'log_records', 'log_commands')",
+    )
+    .fetch_one(&pool)
+    .await
+    .map_err(|error| StoreError::NotALog(format!("{}: {error}", path.display())))?;
+    if tables != 3 {
+        pool.close().await;
+        return Err(StoreError::NotALog(format!(
+            "{} has no log tables",
+            path.display()
+        )));
+    }
+    Ok((pool, connect))
+}
+
 /// Commits one batch on the writer's connection: see the `batch` module. On an error the
 /// transaction is rolled back and the appends come back for another try; the writer drops the
 /// connection.
 pub(crate) async fn commit_batch(
     connection: &mut SqliteConnection,
+    tree: &mut TreeState,
     items: Vec<Prepared>,
     max_record_bytes: usize,
 ) -> Result<Vec<Result<Appended, StoreError>>, Failed> {
@@ -87,7 +133,20 @@ pub(crate) async fn commit_batch(
         Ok(snapshot) => snapshot,
         Err(error) => return Err(Failed { error, items }),
     };
-    let plan = batch::plan(snapshot, items, max_record_bytes);
+    // Another store on this file may have appended since this writer's last batch.
+    if tree.needs_frontier(snapshot.head) {
+        match load_frontier(&mut transaction, snapshot.head).await {
+            Ok(frontier) => tree.frontier = Some(frontier),
+            Err(error) => return Err(Failed { error, items }),
+        }
+    }
+    let mut plan = batch::plan(snapshot, items, max_record_bytes);
+    if let Err(error) = plan.grow(tree) {
+        return Err(Failed {
+            error,
+            items: plan.into_items(),
+        });
+    }
     let stored = match write_plan(&mut transaction, &plan).await {
         Ok(stored) => stored,
         Err(error) => {
@@ -103,7 +162,10 @@ pub(crate) async fn commit_batch(
         transaction.rollback().await
     };
     match ended {
-        Ok(()) => Ok(plan.into_results(&stored)),
+        Ok(()) => {
+            plan.committed(tree);
+            Ok(plan.into_results(&stored))
+        }
         Err(error) if plan.writes_anything() => Err(Failed {
             error: error.into(),
             items: plan.into_items(),
@@ -125,7 +187,7 @@ async fn read_snapshot(
         head_recorded_at: head.recorded_at,
         ..Snapshot::default()
     };
-    let streams: BTreeSet<&StreamId> = items.iter().map(|item| &item.stream).collect();
+    let streams: BTreeSet<&StreamId> = items.iter().flat_map(Prepared::streams).collect();
     for stream in streams {
         let version: Option<i64> =
             sqlx::query_scalar("SELECT max(version) FROM log_records WHERE stream = ?1")
@@ -199,12 +261,212 @@ async fn write_plan(
             write_projection(connection, &item.rows).await?;
         }
     }
+    if let Some(growth) = &plan.growth {
+        write_growth(connection, growth).await?;
+    }
     sqlx::query("UPDATE log_head SET position = ?1, recorded_at = ?2 WHERE singleton = 1")
         .bind(to_i64(plan.head)?)
         .bind(plan.head_recorded_at.map(instant_text))
         .execute(&mut *connection)
         .await?;
     Ok(stored)
+}
+
+/// Stores the subtrees a batch completes and its checkpoint.
+async fn write_growth(
+    connection: &mut SqliteConnection,
+    growth: &Growth,
+) -> Result<(), StoreError> {
+    for subtree in &growth.subtrees {
+        let (level, index) = subtree_columns(subtree.id)?;
+        sqlx::query("INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?1, ?2, ?3)")
+            .bind(level)
+            .bind(index)
+            .bind(subtree.hash.as_slice())
+            .execute(&mut *connection)
+            .await?;
+    }
+    if let Some(note) = &growth.checkpoint {
+        sqlx::query("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")
+            .bind(to_i64(growth.size)?)
+            .bind(note.as_str())
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The stored subtrees among `ids`.
+pub(crate) async fn subtrees(
+    connection: &mut SqliteConnection,
+    ids: &[SubtreeId],
+) -> Result<HashMap<SubtreeId, Hash>, StoreError> {
+    let mut found = HashMap::with_capacity(ids.len());
+    let (positions, inner) = split_leaves(ids)?;
+    // A few dozen ids at most: one query with their pairs as a JSON list, each looked up by the
+    // primary key (CROSS JOIN keeps the list the outer loop); level 0 from `log_records`.
+    let pairs = inner
+        .iter()
+        .map(|id| subtree_columns(*id).map(|(level, index)| serde_json::json!([level, index])))
+        .collect::<Result<Vec<_>, _>>()?;
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let rows = sqlx::query(
+        "SELECT s.level, s.idx, s.hash FROM json_each(?1) w \
+         CROSS JOIN merkle_subtrees s ON s.level = w.value ->> 0 AND s.idx = w.value ->> 1 \
+         UNION ALL \
+         SELECT 0, r.position - 1, r.leaf_hash FROM json_each(?2) p \
+         CROSS JOIN log_records r ON r.position = p.value",
+    )
+    .bind(serde_json::Value::from(pairs).to_string())
+    .bind(serde_json::Value::from(positions).to_string())
+    .fetch_all(&mut *connection)
+    .await?;
+    for row in rows {
+        let hash: Vec<u8> = row.try_get(2)?;
+        let (id, hash) = subtree_of(row.try_get(0)?, row.try_get(1)?, &hash)?;
+        found.insert(id, hash);
+    }
+    hash_low_subtrees(ids, &mut found);
+    Ok(found)
+}
+
+/// The tree's frontier at `size` from the stored subtrees.
+async fn load_frontier(
+    connection: &mut SqliteConnection,
+    size: u64,
+) -> Result<Frontier, StoreError> {
+    let found = subtrees(connection, &frontier_ids(size)).await?;
+    frontier_from(size, &found)
+}
+
+/// The tree size backfilling starts from: see [`stored_size`].
+async fn stored_tree_size(connection: &mut SqliteConnection) -> Result<u64, StoreError> {
+    let count: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(idx) + 1, 0) FROM merkle_subtrees WHERE level = 2")
+            .fetch_one(&mut *connection)
+            .await?;
+    stored_size(count)
+}
+
+/// The stored subtrees among `ids`.
+pub(crate) async fn find_subtrees(
+    pool: &SqlitePool,
+    ids: &[SubtreeId],
+) -> Result<HashMap<SubtreeId, Hash>, StoreError> {
+    let mut connection = pool.acquire().await?;
+    subtrees(&mut connection, ids).await
+}
+
+/// The stored checkpoint note for `size`.
+pub(crate) async fn checkpoint(pool: &SqlitePool, size: u64) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT note FROM checkpoints WHERE size = ?1")
+            .bind(to_i64(size)?)
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// The stored checkpoint note with the largest size.
+pub(crate) async fn latest_checkpoint(pool: &SqlitePool) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+/// Up to `limit` stored checkpoints from `size` on, by size.
+pub(crate) async fn checkpoints_from(
+    pool: &SqlitePool,
+    size: u64,
+    limit: i64,
+) -> Result<Vec<(u64, String)>, StoreError> {
+    let rows: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT size, note FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT ?2",
+    )
+    .bind(i64::try_from(size).unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(size, note)| Ok((to_u64(size)?, note)))
+        .collect()
+}
+
+/// How many leaves the backfill reads per query.
+const BACKFILL_PAGE: i64 = 10_000;
+
+/// At open: stores the subtrees of records appended before the tree was kept (one pass over
+/// their leaf hashes), checks the newest stored checkpoint against the stored tree, and with a
+/// signer signs the head's checkpoint if none covers it. Under the write lock.
+pub(crate) async fn prepare_tree(
+    pool: &SqlitePool,
+    signer: Option<&CheckpointSigner>,
+) -> Result<(), StoreError> {
+    let mut connection = pool.acquire().await?;
+    let mut transaction = connection.begin_with("BEGIN IMMEDIATE").await?;
+    let head = read_head(&mut transaction).await?.position;
+    let stored = stored_tree_size(&mut transaction).await?;
+    if stored > head {
+        return Err(StoreError::InconsistentTree(format!(
+            "the stored tree holds {stored} leaves, the log {head} records"
+        )));
+    }
+    let mut frontier = load_frontier(&mut transaction, stored).await?;
+    while frontier.size() < head {
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT position, leaf_hash FROM log_records WHERE position > ?1 \
+             ORDER BY position LIMIT ?2",
+        )
+        .bind(to_i64(frontier.size())?)
+        .bind(BACKFILL_PAGE)
+        .fetch_all(&mut *transaction)
+        .await?;
+        let leaves = backfill_leaves(frontier.size(), head, &rows)?;
+        let mut subtrees = Vec::with_capacity(leaves.len());
+        for leaf in leaves {
+            push_leaf(&mut frontier, leaf, &mut subtrees)?;
+        }
+        let growth = Growth {
+            frontier: frontier.clone(),
+            subtrees,
+            size: frontier.size(),
+            checkpoint: None,
+        };
+        write_growth(&mut transaction, &growth).await?;
+    }
+    if let Some(signer) = signer {
+        let latest: Option<(i64, String)> =
+            sqlx::query_as("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
+                .fetch_optional(&mut *transaction)
+                .await?;
+        let mut covered = 0;
+        if let Some((size, note)) = latest {
+            let size = to_u64(size)?;
+            if size > head {
+                return Err(StoreError::InconsistentTree(format!(
+                    "a checkpoint for size {size} is stored, the log holds {head} records"
+                )));
+            }
+            let found = subtrees(&mut transaction, &frontier_ids(size)).await?;
+            let root = merkle::root(size, &found).map_err(proof_error)?;
+            signer.check_stored(size, &note, root)?;
+            covered = size;
+        }
+        if covered < head {
+            let note = signer.sign(head, frontier.root())?;
+            sqlx::query("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")
+                .bind(to_i64(head)?)
+                .bind(note)
+                .execute(&mut *transaction)
+                .await?;
+        }
+    }
+    transaction.commit().await?;
+    Ok(())
 }
 
 /// Replaces one stream's read-model rows with `rows`.
@@ -264,7 +526,8 @@ async fn write_projection(
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                  ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, \
                  state = excluded.state, deadline = excluded.deadline, \
-                 version = excluded.version, status = excluded.status",
+                 version = excluded.version, status = excluded.status \
+                 WHERE circulation_status.status IS NOT excluded.status",
             )
             .bind(circulation.as_str())
             .bind(row.body.as_str())

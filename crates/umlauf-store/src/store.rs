@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream, StreamExt};
@@ -14,9 +15,12 @@ use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
 use umlauf_domain::{Event, StreamId};
 
+use umlauf_proof::merkle::{self, Hash, ProofPlan, SubtreeId};
+
 use crate::append::{Append, Appended, Head, Projection, StoredRecord};
 use crate::batch::Prepared;
 use crate::error::StoreError;
+use crate::tree::{CheckpointSigner, proof_error};
 use crate::writer::{self, Counters, Job, Limits, Target};
 use crate::{postgres, sqlite};
 
@@ -41,7 +45,8 @@ pub struct StoreOptions {
     /// PostgreSQL only: the schema to keep the tables in, created if missing (lower-case letters,
     /// digits and `_`). `None` uses the connection's default search path.
     pub schema: Option<String>,
-    /// The connection pool's size (reads and the writer share it).
+    /// The connection pool's size, for reads, rebuilds and migrations; the writer has a
+    /// connection of its own.
     pub max_connections: u32,
     /// The largest record accepted, in bytes.
     pub max_record_bytes: usize,
@@ -49,6 +54,13 @@ pub struct StoreOptions {
     pub read_page_size: u32,
     /// How many appends one group commit takes at most.
     pub max_batch_appends: usize,
+    /// Open for reading only, as an auditor does: no migrations, SQLite opened `mode=ro` and
+    /// never created, PostgreSQL transactions read-only; a database without the log's tables
+    /// fails with [`StoreError::NotALog`], and appends fail with [`StoreError::ReadOnly`].
+    pub read_only: bool,
+    /// With a signer, every committed batch also stores the signed checkpoint for the tree size
+    /// after it ([`Appended::checkpoint`]).
+    pub checkpoints: Option<CheckpointSigner>,
 }
 
 impl StoreOptions {
@@ -61,7 +73,21 @@ impl StoreOptions {
             max_record_bytes: MAX_RECORD_BYTES,
             read_page_size: READ_PAGE_SIZE,
             max_batch_appends: MAX_BATCH_APPENDS,
+            read_only: false,
+            checkpoints: None,
         }
+    }
+
+    /// Opens the store for reading only: see [`StoreOptions::read_only`].
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+
+    /// Signs a checkpoint for every committed batch: see [`StoreOptions::checkpoints`].
+    pub fn checkpoints(mut self, signer: CheckpointSigner) -> Self {
+        self.checkpoints = Some(signer);
+        self
     }
 
     /// Keeps the tables in a PostgreSQL schema of this name.
@@ -89,6 +115,12 @@ pub struct WriterStats {
     pub appends: u64,
     /// Records written.
     pub records: u64,
+    /// Time the writer spent committing batches: planning, its statements, the commit and the
+    /// replies. Over a stretch of wall-clock time, the share it takes is how busy the writer is;
+    /// the rest it waits for appends.
+    pub busy: Duration,
+    /// Time the writer waited, with appends in hand, for more to join the batch.
+    pub gathering: Duration,
 }
 
 /// The database behind a store.
@@ -113,7 +145,8 @@ impl Backend {
 
 struct Inner {
     backend: Backend,
-    jobs: mpsc::Sender<Job>,
+    /// The writer's queue; `None` for a read-only store.
+    jobs: Option<mpsc::Sender<Job>>,
     options: StoreOptions,
     counters: Arc<Counters>,
 }
@@ -147,8 +180,20 @@ impl Store {
         Self::open_with(StoreOptions::new(url)).await
     }
 
-    /// Opens the store: connects, applies the migrations and starts the writer thread.
+    /// Opens the store: connects, applies the migrations, brings the Merkle tree up to the head
+    /// (storing the subtrees of records appended before it was kept), checks the newest stored
+    /// checkpoint against it (with a signer: [`StoreError::InconsistentTree`] if they disagree,
+    /// and the store signs nothing), and starts the writer thread. Read-only: connects and checks
+    /// that the database holds a log.
     pub async fn open_with(options: StoreOptions) -> Result<Self, StoreError> {
+        if options.read_only && options.checkpoints.is_some() {
+            return Err(StoreError::InvalidConfig(
+                "a read-only store signs no checkpoints".into(),
+            ));
+        }
+        if let Some(signer) = &options.checkpoints {
+            signer.check()?;
+        }
         let (backend, target) = if options.url.starts_with("sqlite:") {
             if options.schema.is_some() {
                 return Err(StoreError::InvalidConfig(
@@ -166,13 +211,29 @@ impl Store {
                 "the store URL must start with sqlite: or postgres://".into(),
             ));
         };
-        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
         let counters = Arc::new(Counters::default());
-        let limits = Limits {
-            max_batch_appends: options.max_batch_appends.max(1),
-            max_record_bytes: options.max_record_bytes,
+        let jobs = if options.read_only {
+            None
+        } else {
+            let signer = options.checkpoints.as_ref();
+            match &backend {
+                Backend::Sqlite(pool) => sqlite::prepare_tree(pool, signer).await?,
+                Backend::Postgres(pool) => postgres::prepare_tree(pool, signer).await?,
+            }
+            let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+            let limits = Limits {
+                max_batch_appends: options.max_batch_appends.max(1),
+                max_record_bytes: options.max_record_bytes,
+            };
+            writer::spawn(
+                target,
+                queue,
+                limits,
+                Arc::clone(&counters),
+                options.checkpoints.clone(),
+            )?;
+            Some(jobs)
         };
-        writer::spawn(target, queue, limits, Arc::clone(&counters))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 backend,
@@ -189,8 +250,11 @@ impl Store {
     /// Fails, writing nothing, with [`StoreError::Conflict`] if the stream is not at
     /// `expected_version`, [`StoreError::CommandIdReused`] if the cause's command id was used by
     /// another command, [`StoreError::ClockBehind`] if `recorded_at` is earlier than the newest
-    /// record's, [`StoreError::RecordTooLarge`] or [`StoreError::InvalidAppend`]. The same command
-    /// again returns the first result with [`Appended::duplicate`] set.
+    /// record's, [`StoreError::RecordTooLarge`] or [`StoreError::InvalidAppend`]
+    /// ([`StoreError::ReadOnly`] on a read-only store). A conflict is also what an append gets
+    /// whose [`Append::depends_on`] streams have moved on or whose [`Append::expected_head`] is
+    /// not the head. The same command again returns the first result with
+    /// [`Appended::duplicate`] set.
     ///
     /// If the caller stops waiting, the append may still be committed.
     pub async fn append(&self, append: Append) -> Result<Appended, StoreError> {
@@ -204,6 +268,9 @@ impl Store {
     /// it (so several on one stream succeed in turn). Each gets its own result; one that fails
     /// does not stop the others.
     pub async fn append_all(&self, appends: Vec<Append>) -> Vec<Result<Appended, StoreError>> {
+        let Some(jobs) = &self.inner.jobs else {
+            return appends.iter().map(|_| Err(StoreError::ReadOnly)).collect();
+        };
         let mut results: Vec<Option<Result<Appended, StoreError>>> =
             Vec::with_capacity(appends.len());
         let mut items = Vec::with_capacity(appends.len());
@@ -221,7 +288,7 @@ impl Store {
         } else {
             let (reply, answer) = oneshot::channel();
             let job = Job { items, reply };
-            match self.inner.jobs.send(job).await {
+            match jobs.send(job).await {
                 Ok(()) => answer.await.unwrap_or_default().into_iter(),
                 Err(_) => Vec::new().into_iter(),
             }
@@ -412,6 +479,98 @@ impl Store {
         Ok(lines.concat())
     }
 
+    /// The stored checkpoint note for tree size `size`; `None` if none was signed for it.
+    pub async fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::checkpoint(pool, size).await,
+            Backend::Postgres(pool) => postgres::checkpoint(pool, size).await,
+        }
+    }
+
+    /// The stored checkpoint note with the largest tree size; `None` if there is none.
+    pub async fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::latest_checkpoint(pool).await,
+            Backend::Postgres(pool) => postgres::latest_checkpoint(pool).await,
+        }
+    }
+
+    /// Up to `limit` stored checkpoints with sizes from `size` on, ascending: `(size, note)`.
+    pub async fn checkpoints_from(
+        &self,
+        size: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::checkpoints_from(pool, size, limit).await,
+            Backend::Postgres(pool) => postgres::checkpoints_from(pool, size, limit).await,
+        }
+    }
+
+    /// The inclusion proof (RFC 6962 `PATH`) of the record at `position` (from 1) in the tree of
+    /// the first `size` records, from at most a few dozen stored subtrees.
+    ///
+    /// Fails with [`StoreError::OutOfRange`] unless `1 <= position <= size <= head`.
+    pub async fn inclusion_proof(&self, position: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(size).await?;
+        if position == 0 || position > size {
+            return Err(StoreError::OutOfRange(format!(
+                "position {position} is not in the tree of size {size}"
+            )));
+        }
+        let plan = ProofPlan::inclusion(position - 1, size).map_err(proof_error)?;
+        self.assemble(&plan).await
+    }
+
+    /// The consistency proof (RFC 6962 `PROOF`) from the tree of `old_size` records to the tree
+    /// of `new_size`, from at most a few dozen stored subtrees.
+    ///
+    /// Fails with [`StoreError::OutOfRange`] unless `old_size <= new_size <= head`.
+    pub async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Hash>, StoreError> {
+        self.check_size(new_size).await?;
+        let plan = ProofPlan::consistency(old_size, new_size).map_err(proof_error)?;
+        self.assemble(&plan).await
+    }
+
+    /// The Merkle root of the tree of the first `size` records (the empty root for 0).
+    ///
+    /// Fails with [`StoreError::OutOfRange`] if `size` is beyond the head.
+    pub async fn root(&self, size: u64) -> Result<Hash, StoreError> {
+        self.check_size(size).await?;
+        let found = self.subtrees(&merkle::frontier_ids(size)).await?;
+        merkle::root(size, &found).map_err(proof_error)
+    }
+
+    async fn check_size(&self, size: u64) -> Result<(), StoreError> {
+        let head = self.head().await?.position;
+        if size > head {
+            return Err(StoreError::OutOfRange(format!(
+                "tree size {size} is beyond the log's {head} records"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn assemble(&self, plan: &ProofPlan) -> Result<Vec<Hash>, StoreError> {
+        let found = self.subtrees(&plan.subtrees()).await?;
+        plan.assemble(&found).map_err(proof_error)
+    }
+
+    async fn subtrees(
+        &self,
+        ids: &[SubtreeId],
+    ) -> Result<std::collections::HashMap<SubtreeId, Hash>, StoreError> {
+        match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::find_subtrees(pool, ids).await,
+            Backend::Postgres(pool) => postgres::find_subtrees(pool, ids).await,
+        }
+    }
+
     /// The writer's counters.
     pub fn writer_stats(&self) -> WriterStats {
         let counters = &self.inner.counters;
@@ -419,10 +578,13 @@ impl Store {
             batches: counters.batches.load(Ordering::Relaxed),
             appends: counters.appends.load(Ordering::Relaxed),
             records: counters.records.load(Ordering::Relaxed),
+            busy: Duration::from_micros(counters.busy_micros.load(Ordering::Relaxed)),
+            gathering: Duration::from_micros(counters.gather_micros.load(Ordering::Relaxed)),
         }
     }
 
-    /// Closes the connection pool; later operations fail. Appends already queued may fail too.
+    /// Closes the connection pool; later reads fail. The writer's own connection closes when the
+    /// last clone of the store is dropped.
     pub async fn close(&self) {
         match &self.inner.backend {
             Backend::Sqlite(pool) => pool.close().await,

@@ -5,7 +5,9 @@
 //! and commits it as one transaction (see the `batch` module). While one batch commits, the next
 //! one gathers, so under load every commit carries many appends and one fsync serves them all; an
 //! append arriving at an idle writer is committed at once, so a lone caller does not wait for
-//! company.
+//! company. Appends of different callers are concurrent, so the writer takes a batch's jobs in
+//! the order of their recording times (each job's own appends in their order): a caller that read
+//! the clock just before another but reached the queue just after it is not refused for its clock.
 //!
 //! The writer runs on a thread of its own with a single-threaded Tokio runtime, not as a task
 //! among the service's tasks: it is the log's critical section, and every moment it spends queued
@@ -23,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::append::Appended;
 use crate::batch::{Failed, Prepared};
 use crate::error::StoreError;
+use crate::tree::{CheckpointSigner, TreeState};
 use crate::{postgres, sqlite};
 
 /// One append's (or one `append_all` call's) request to the writer.
@@ -51,6 +54,18 @@ pub(crate) struct Counters {
     pub(crate) batches: AtomicU64,
     pub(crate) appends: AtomicU64,
     pub(crate) records: AtomicU64,
+    /// Microseconds spent committing batches, replies included.
+    pub(crate) busy_micros: AtomicU64,
+    /// Microseconds spent waiting for more appends to join a batch.
+    pub(crate) gather_micros: AtomicU64,
+}
+
+/// Adds `duration` to a counter of microseconds.
+fn add_micros(counter: &AtomicU64, duration: Duration) {
+    counter.fetch_add(
+        u64::try_from(duration.as_micros()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
 }
 
 /// Limits the writer applies.
@@ -61,7 +76,7 @@ pub(crate) struct Limits {
 }
 
 /// How long the writer waits at most for more appends to join a batch.
-const MAX_GATHER: Duration = Duration::from_millis(2);
+const MAX_GATHER: Duration = Duration::from_millis(5);
 /// How often it looks whether more have come.
 const GATHER_STEP: Duration = Duration::from_micros(50);
 
@@ -91,6 +106,7 @@ pub(crate) fn spawn(
     queue: mpsc::Receiver<Job>,
     limits: Limits,
     counters: Arc<Counters>,
+    signer: Option<CheckpointSigner>,
 ) -> Result<(), StoreError> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -99,7 +115,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("umlauf-store-writer".into())
         .spawn(move || {
-            runtime.block_on(Writer::new(target, limits, counters).run(queue));
+            runtime.block_on(Writer::new(target, limits, counters, signer).run(queue));
         })
         .map_err(|error| StoreError::InvalidConfig(format!("cannot start the writer: {error}")))?;
     Ok(())
@@ -110,16 +126,27 @@ struct Writer {
     connection: Option<WriterConnection>,
     /// What the writer knows of the log between batches (PostgreSQL).
     cache: postgres::WriterCache,
+    /// The Merkle tree's frontier at the head, and the checkpoint signer.
+    tree: TreeState,
     limits: Limits,
     counters: Arc<Counters>,
 }
 
 impl Writer {
-    fn new(target: Target, limits: Limits, counters: Arc<Counters>) -> Self {
+    fn new(
+        target: Target,
+        limits: Limits,
+        counters: Arc<Counters>,
+        signer: Option<CheckpointSigner>,
+    ) -> Self {
         Self {
             target,
             connection: None,
             cache: postgres::WriterCache::default(),
+            tree: TreeState {
+                frontier: None,
+                signer,
+            },
             limits,
             counters,
         }
@@ -141,15 +168,22 @@ impl Writer {
             // would leave them for the batch after, and the callers would settle into two groups
             // taking turns, halving every batch. So wait briefly until as many appends are here
             // as were waiting the last time (those in the batch and those queued behind it), for
-            // at most a fraction of what the last commit took.
+            // at most as long as the last commit took: when commits are slow (a slow fsync), a
+            // fuller batch is worth more than the wait costs.
             if appends < expected {
-                let cap = (previous_commit / 2).min(MAX_GATHER);
+                let cap = previous_commit.min(MAX_GATHER);
                 let started = Instant::now();
                 while appends < expected.min(max) && started.elapsed() < cap {
                     std::thread::sleep(GATHER_STEP);
                     take_queued(&mut queue, &mut jobs, &mut appends, max);
                 }
+                add_micros(&self.counters.gather_micros, started.elapsed());
             }
+            // Jobs of different callers are concurrent, so the log may take them in any order; in
+            // the order of their recording times, a caller that read the clock a moment before
+            // another but reached the queue a moment after it is not refused as `clock_behind`.
+            // A job's own appends keep their order (the sort is stable and moves whole jobs).
+            jobs.sort_by_key(|job| job.items.first().map(|item| item.recorded_at));
             let started = Instant::now();
             let mut replies = Vec::with_capacity(jobs.len());
             let mut items = Vec::with_capacity(appends);
@@ -165,6 +199,7 @@ impl Writer {
                 // A caller that stopped waiting has dropped its receiver; its append stands.
                 let _ = reply.send(results.by_ref().take(count).collect());
             }
+            add_micros(&self.counters.busy_micros, started.elapsed());
         }
         if let Some(connection) = self.connection.take() {
             let _ = match connection {
@@ -222,13 +257,16 @@ impl Writer {
         };
         let (connection, result) = match connection {
             WriterConnection::Sqlite(mut connection) => {
-                let result = sqlite::commit_batch(&mut connection, items, max_record_bytes).await;
+                let result =
+                    sqlite::commit_batch(&mut connection, &mut self.tree, items, max_record_bytes)
+                        .await;
                 (WriterConnection::Sqlite(connection), result)
             }
             WriterConnection::Postgres(mut connection) => {
                 let result = postgres::commit_batch(
                     &mut connection,
                     &mut self.cache,
+                    &mut self.tree,
                     items,
                     max_record_bytes,
                 )

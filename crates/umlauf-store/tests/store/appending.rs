@@ -18,6 +18,7 @@ on_both_backends!(
     appends_of_one_batch_are_judged_in_order_and_fail_alone,
     a_reopened_store_finds_its_log,
     records_carry_their_schema_version_and_are_upgraded_only_as_read,
+    a_batch_failing_in_the_database_is_retried_one_append_at_a_time,
 );
 
 async fn appended_records_read_back_byte_for_byte(db: Arc<TestDb>) {
@@ -101,9 +102,15 @@ async fn a_conflict_is_typed_retryable_and_writes_nothing(db: Arc<TestDb>) {
                 stream,
                 expected,
                 actual,
+                kind,
             } => assert_eq!(
-                (stream, expected, actual),
-                (Scenario::body_stream(), wrong, 13)
+                (stream, expected, actual, kind),
+                (
+                    Scenario::body_stream(),
+                    wrong,
+                    13,
+                    umlauf_store::ConflictKind::Version
+                )
             ),
             other => panic!("expected a conflict, got {other}"),
         }
@@ -169,6 +176,8 @@ async fn the_services_own_events_carry_no_command(db: Arc<TestDb>) {
             stream: stream.clone(),
             expected_version: open.version,
             events: close,
+            depends_on: Vec::new(),
+            expected_head: None,
             recorded_at: now,
             cause: None,
             projection: Projection::of_circulation(&closed),
@@ -236,11 +245,14 @@ async fn appends_of_one_batch_are_judged_in_order_and_fail_alone(db: Arc<TestDb>
     let stale = scenario.decide(&scenario.register_key("stale")).await;
     let other_stream = scenario.decide(&scenario.open(1, "simple-majority")).await;
 
-    let batches_before = store.writer_stats().batches;
+    let before = store.writer_stats();
     let results = store
         .append_all(vec![first, second, stale, other_stream])
         .await;
-    assert_eq!(store.writer_stats().batches, batches_before + 1);
+    let after = store.writer_stats();
+    assert_eq!(after.batches, before.batches + 1);
+    // The writer's time committing the batch is counted.
+    assert!(after.busy > before.busy);
     let positions: Vec<Option<u64>> = results
         .iter()
         .map(|result| {
@@ -352,4 +364,53 @@ pub(crate) async fn insert_raw_record(
          UPDATE log_head SET position = {position};"
     );
     db.raw(&sql).await.unwrap();
+}
+
+/// A batch whose transaction fails in the database (here: a trigger a test adds to a read-model
+/// table, refusing one circulation) is committed again one append at a time, so only the append
+/// that fails gets the error.
+async fn a_batch_failing_in_the_database_is_retried_one_append_at_a_time(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    let poison = match db.backend {
+        crate::support::Backend::Sqlite => {
+            "CREATE TRIGGER poison BEFORE INSERT ON circulation_status \
+             WHEN NEW.status LIKE '%poisoned%' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+        }
+        crate::support::Backend::Postgres => {
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.status LIKE '%poisoned%' THEN RAISE EXCEPTION 'poisoned'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON circulation_status \
+             FOR EACH ROW EXECUTE FUNCTION poison();"
+        }
+    };
+    db.raw(poison).await.unwrap();
+
+    let mut poisoned = scenario.open(2, "simple-majority");
+    if let umlauf_domain::Action::OpenCirculation(open) = &mut poisoned.action {
+        open.title = "A poisoned proposal".into();
+    }
+    let appends = vec![
+        scenario.decide(&scenario.open(1, "simple-majority")).await,
+        scenario.decide(&poisoned).await,
+        scenario.decide(&scenario.open(3, "simple-majority")).await,
+    ];
+    let before = store.writer_stats();
+    let results = store.append_all(appends).await;
+    assert_eq!(results[0].as_ref().unwrap().last_position(), Some(14));
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!(error.code(), "database");
+    assert!(error.to_string().contains("poisoned"), "{error}");
+    assert_eq!(results[2].as_ref().unwrap().last_position(), Some(15));
+    // Only transactions that went through count: the two appends committed on their own.
+    assert_eq!(store.writer_stats().batches - before.batches, 2);
+    assert_eq!(
+        store
+            .circulation(&Scenario::circulation_id(2))
+            .await
+            .unwrap(),
+        None
+    );
+    check_log(&store).await;
 }

@@ -1,4 +1,11 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
 use std::sync::Arc;
+use std::task::{Context, Waker};
+use std::time::Duration;
+
+use sqlx::Connection;
 
 use tokio::sync::Barrier;
 use umlauf_domain::StreamId;
@@ -6,12 +13,14 @@ use umlauf_domain::read_model::CirculationState;
 use umlauf_store::StoreError;
 
 use crate::on_both_backends;
-use crate::support::{Scenario, TestDb, check_log};
+use crate::support::{Backend, Scenario, TestDb, check_log};
 
 on_both_backends!(
     many_appenders_on_one_stream_get_one_winner_per_version,
     many_appenders_on_different_streams_all_succeed_without_gaps,
     replicas_on_one_database_keep_positions_and_versions_unique,
+    a_writer_that_finds_the_head_moved_judges_on_fresh_versions,
+    waiting_appends_of_different_callers_are_taken_in_the_order_of_their_times,
 );
 
 const CONTENDERS: usize = 16;
@@ -183,4 +192,139 @@ async fn replicas_on_one_database_keep_positions_and_versions_unique(db: Arc<Tes
         first.read_model_dump().await.unwrap(),
         second.read_model_dump().await.unwrap()
     );
+}
+
+/// A writer remembers stream versions between batches. When another store has appended in the
+/// meantime, a batch mixing a stream it remembers and one it does not must still be judged on
+/// the versions as they are now: no spurious conflict, no stale version written.
+async fn a_writer_that_finds_the_head_moved_judges_on_fresh_versions(db: Arc<TestDb>) {
+    let first = db.open().await;
+    let scenario = Scenario::constituted(first.clone()).await;
+    scenario
+        .submit(&scenario.open(1, "simple-majority"))
+        .await
+        .unwrap();
+    let other = Scenario::continuing(db.open().await, 1_000_000).await;
+    // The other store moves the head, on a stream of its own and on the first one's.
+    other
+        .submit(&other.open(2, "simple-majority"))
+        .await
+        .unwrap();
+    other.submit(&other.vote(1, "DE-HH", "no")).await.unwrap();
+
+    let now = other.tick();
+    let vote = scenario
+        .decide_at(&scenario.vote(1, "DE", "yes"), now)
+        .await;
+    assert_eq!(vote.expected_version, 2);
+    let open = scenario
+        .decide_at(&scenario.open(3, "simple-majority"), now)
+        .await;
+    let results = first.append_all(vec![vote, open]).await;
+    let versions: Vec<u64> = results
+        .iter()
+        .map(|result| result.as_ref().unwrap().records[0].record.version)
+        .collect();
+    assert_eq!(versions, [3, 1]);
+    check_log(&first).await;
+}
+
+/// A transaction beside the store that holds the database's write lock until it is dropped.
+enum WriteLock {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl WriteLock {
+    async fn take(db: &TestDb) -> Self {
+        match db.backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(&db.url).unwrap();
+                let mut connection = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                Self::Sqlite(connection)
+            }
+            Backend::Postgres => {
+                let mut connection = db.postgres_connection().await;
+                sqlx::raw_sql("BEGIN; SELECT position FROM log_head FOR UPDATE")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+                Self::Postgres(connection)
+            }
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Self::Sqlite(mut connection) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+            Self::Postgres(mut connection) => {
+                sqlx::raw_sql("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+/// Polls a future once, so that an append reaches the writer's queue now.
+fn poll_once<F: Future + Unpin>(future: &mut F) {
+    let mut context = Context::from_waker(Waker::noop());
+    assert!(Pin::new(future).poll(&mut context).is_pending());
+}
+
+async fn waiting_appends_of_different_callers_are_taken_in_the_order_of_their_times(
+    db: Arc<TestDb>,
+) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    let (early, middle, late) = (scenario.tick(), scenario.tick(), scenario.tick());
+    let holding = scenario
+        .decide_at(&scenario.open(1, "simple-majority"), early)
+        .await;
+    let later = scenario
+        .decide_at(&scenario.open(2, "simple-majority"), late)
+        .await;
+    let earlier = scenario
+        .decide_at(&scenario.open(3, "simple-majority"), middle)
+        .await;
+
+    // The writer is held in a batch of its own while two callers queue: the one that read the
+    // clock later reaches the queue first.
+    let lock = WriteLock::take(&db).await;
+    let before = store.writer_stats().appends;
+    let mut holding = Box::pin(store.append(holding));
+    poll_once(&mut holding);
+    while store.writer_stats().appends == before {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let mut later = Box::pin(store.append(later));
+    poll_once(&mut later);
+    let mut earlier = Box::pin(store.append(earlier));
+    poll_once(&mut earlier);
+    lock.release().await;
+
+    let holding = holding.await.unwrap();
+    let later = later.await.unwrap();
+    let earlier = earlier.await.unwrap();
+    // Both were committed together, the earlier time first; none was refused for its clock.
+    assert_eq!(store.writer_stats().appends - before, 3);
+    let first = |appended: &umlauf_store::Appended| appended.records[0].position();
+    assert!(first(&holding) < first(&earlier), "{holding:?} {earlier:?}");
+    assert_eq!(
+        first(&earlier) + u64::try_from(earlier.records.len()).unwrap(),
+        first(&later)
+    );
+    check_log(&store).await;
 }

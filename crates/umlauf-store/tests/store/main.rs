@@ -18,7 +18,14 @@ mod bad_input;
 mod concurrency;
 /// Crash safety: a child process appending in a loop is killed with SIGKILL.
 mod crash;
+/// Dependencies on other streams and the expected head: judged in order, also across replicas.
+mod dependencies;
 /// Idempotency: the same command again, the same id with other content.
 mod idempotency;
+/// The Merkle tree and checkpoints: proofs against an in-memory tree, one checkpoint per batch,
+/// replicas, backfill, and a checkpoint that disagrees with the tree.
+mod merkle;
 /// Read models: status, inbox, keys, and a rebuild that gives identical content.
 mod read_models;
+/// Read-only open for auditors: reads, refused appends, and databases that are not logs.
+mod read_only;

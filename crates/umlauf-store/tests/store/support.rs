@@ -19,9 +19,14 @@ use umlauf_domain::circulation::{self, Circulation};
 use umlauf_domain::ids::{Actor, BodyId, CirculationId, PublicKey};
 use umlauf_domain::{Command, Event, State, StreamId, decide};
 use umlauf_proof::SigningKey;
+use umlauf_proof::checkpoint;
 use umlauf_proof::dsse::{self, COMMAND_PAYLOAD_TYPE};
 use umlauf_proof::keys::signing_key_from_seed;
-use umlauf_store::{Append, Appended, Cause, Projection, Store, StoreError, StoreOptions};
+use umlauf_proof::merkle::MemoryTree;
+use umlauf_proof::note::NoteVerifier;
+use umlauf_store::{
+    Append, Appended, Cause, CheckpointSigner, Projection, Store, StoreError, StoreOptions,
+};
 
 /// Where PostgreSQL is expected unless `UMLAUF_TEST_DATABASE_URL` says otherwise.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -122,10 +127,16 @@ impl TestDb {
         }
     }
 
-    pub(crate) fn options(&self) -> StoreOptions {
+    /// Options without a checkpoint signer.
+    pub(crate) fn unsigned_options(&self) -> StoreOptions {
         let mut options = StoreOptions::new(self.url.clone());
         options.schema.clone_from(&self.schema);
         options
+    }
+
+    /// Options with the test log's checkpoint signer, as the service opens its store.
+    pub(crate) fn options(&self) -> StoreOptions {
+        self.unsigned_options().checkpoints(log_signer())
     }
 
     pub(crate) async fn open(&self) -> Store {
@@ -159,7 +170,8 @@ impl TestDb {
         }
     }
 
-    async fn postgres_connection(&self) -> sqlx::PgConnection {
+    /// A connection of its own to the test's schema.
+    pub(crate) async fn postgres_connection(&self) -> sqlx::PgConnection {
         let mut options = sqlx::postgres::PgConnectOptions::from_str(&self.url).unwrap();
         if let Some(schema) = &self.schema {
             options = options.options([("search_path", schema.as_str())]);
@@ -210,6 +222,19 @@ pub(crate) fn start() -> DateTime<Utc> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The test log's origin.
+pub(crate) const LOG_ORIGIN: &str = "umlauf.test/log";
+
+/// The test log's checkpoint signer.
+pub(crate) fn log_signer() -> CheckpointSigner {
+    CheckpointSigner::new(LOG_ORIGIN.to_owned(), signing_key("log"))
+}
+
+/// The verifier of the test log's checkpoints.
+pub(crate) fn log_verifier() -> NoteVerifier {
+    NoteVerifier::new(LOG_ORIGIN, signing_key("log").verifying_key()).unwrap()
 }
 
 /// The signing key of an actor, made from a seed derived from its name.
@@ -430,6 +455,8 @@ impl Scenario {
             stream,
             expected_version,
             events,
+            depends_on: Vec::new(),
+            expected_head: None,
             recorded_at: now,
             cause: Some(Self::cause(command)),
             projection,
@@ -473,6 +500,12 @@ pub(crate) async fn check_log(store: &Store) -> Vec<umlauf_store::StoredRecord> 
     for (expected, record) in (1u64..).zip(&records) {
         assert_eq!(record.position(), expected);
         assert_eq!(record.leaf_hash, umlauf_store::leaf_hash(&record.bytes));
+        // The same leaf as the proof crate's Merkle tree computes, which the store's copy of the
+        // function is to give way to.
+        assert_eq!(
+            record.leaf_hash,
+            umlauf_proof::merkle::leaf_hash(&record.bytes)
+        );
         assert_eq!(record.record.to_bytes(), record.bytes);
         let version = versions
             .entry(record.record.stream.to_string())
@@ -484,5 +517,15 @@ pub(crate) async fn check_log(store: &Store) -> Vec<umlauf_store::StoredRecord> 
         records.last().map(|record| record.record.recorded_at),
         head.recorded_at
     );
+    // The stored Merkle tree is the tree over the records, and the newest checkpoint is signed
+    // for a size the log has, with that size's root.
+    let tree = MemoryTree::from_records(records.iter().map(|record| record.bytes.as_slice()));
+    assert_eq!(store.root(head.position).await.unwrap(), tree.root());
+    if let Some(note) = store.latest_checkpoint().await.unwrap() {
+        let signed = checkpoint::verify(&note, &log_verifier()).unwrap();
+        assert_eq!(signed.origin, LOG_ORIGIN);
+        assert!(signed.size <= head.position);
+        assert_eq!(signed.root, tree.root_at(signed.size).unwrap());
+    }
     records
 }

@@ -1,0 +1,13 @@
+-- Less write-ahead log per append (PostgreSQL).
+--
+-- `merkle_subtrees` no longer receives level-0 or level-1 rows: a leaf's hash is its record's
+-- `leaf_hash` in `log_records`, lookups of level 0 read it from there, and a level-1 subtree is
+-- hashed from its two leaves when asked for. Such rows a log stored before stay (the table is
+-- append-only) and agree with `log_records`; nothing reads them.
+--
+-- `circulation_status.version` repeated the version inside `status` and is no longer written
+-- (NULL; a row written before keeps its value until its next update). Every vote rewrites the
+-- row, and a HOT update logs only the bytes between the first and the last that changed: with
+-- no value between `deadline` and `status`, the unchanged columns and the unchanged start of
+-- `status` run together and stay out of the log.
+ALTER TABLE circulation_status ALTER COLUMN version DROP NOT NULL;
