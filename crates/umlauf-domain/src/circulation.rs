@@ -23,8 +23,8 @@ use crate::event::{
 };
 use crate::ids::{Actor, CirculationId, MemberId};
 use crate::rule::{
-    Answers, Elector, Electorate, ElectorateSpec, Moment, Objection, Outcome, Rule, VoteChange,
-    evaluate,
+    Answers, Elector, Electorate, ElectorateSpec, Moment, NewAnswer, Objection, Outcome, Rule,
+    VoteChange, evaluate, outcome_after,
 };
 
 /// Longest title, in characters.
@@ -82,22 +82,9 @@ impl Circulation {
         let Some(opened) = &self.opened else {
             return BTreeMap::new();
         };
-        opened
-            .electorate
-            .members
-            .keys()
-            .map(|member| {
-                let answer = match self.answers.votes.get(member) {
-                    Some(choice) => FinalAnswer::from(*choice),
-                    None if self.answers.objections.contains(member) => FinalAnswer::Objected,
-                    None => FinalAnswer::Silent,
-                };
-                (member.clone(), answer)
-            })
-            .collect()
+        final_answers(opened, &self.answers)
     }
 
-    /// The close that follows from `outcome`, if it is decided.
     fn close(
         &self,
         outcome: Outcome,
@@ -105,19 +92,15 @@ impl Circulation {
         trigger: CloseTrigger,
         now: DateTime<Utc>,
     ) -> Option<Event> {
-        let decision = match outcome {
-            Outcome::Pending => return None,
-            Outcome::Adopted => Decision::Adopted,
-            Outcome::Rejected => Decision::Rejected,
-            Outcome::Failed(reason) => Decision::Failed(reason),
-        };
-        Some(Event::CirculationClosed(Box::new(CirculationClosed {
-            decision,
+        let opened = self.opened.as_deref()?;
+        close_event(
+            opened,
+            &self.answers,
+            outcome,
+            evaluation_tally,
             trigger,
-            tally: evaluation_tally,
-            answers: self.final_answers(),
-            closed_at: now,
-        })))
+            now,
+        )
     }
 
     fn require_open(
@@ -366,22 +349,103 @@ fn freeze_electorate(
 }
 
 /// Events for an answer (vote or objection) that was just decided, with the close it causes.
-fn answer_with_close(circulation: &Circulation, answer: Event, now: DateTime<Utc>) -> Vec<Event> {
-    let answer_version = circulation.version + 1;
-    let after = evolve(circulation.clone(), &answer);
-    let close = after
-        .evaluate(Moment::BeforeDeadline)
-        .and_then(|evaluation| {
-            after.close(
-                evaluation.outcome,
-                evaluation.tally,
-                CloseTrigger::Answer {
-                    stream_version: answer_version,
-                },
-                now,
-            )
-        });
-    std::iter::once(answer).chain(close).collect()
+/// Every elector's final answer, given the answers received.
+fn final_answers(opened: &CirculationOpened, answers: &Answers) -> BTreeMap<MemberId, FinalAnswer> {
+    opened
+        .electorate
+        .members
+        .keys()
+        .map(|member| {
+            let answer = match answers.votes.get(member) {
+                Some(choice) => FinalAnswer::from(*choice),
+                None if answers.objections.contains(member) => FinalAnswer::Objected,
+                None => FinalAnswer::Silent,
+            };
+            (member.clone(), answer)
+        })
+        .collect()
+}
+
+/// The `CirculationClosed` an outcome leads to, if it is not pending.
+fn close_event(
+    opened: &CirculationOpened,
+    answers: &Answers,
+    outcome: Outcome,
+    evaluation_tally: crate::rule::Tally,
+    trigger: CloseTrigger,
+    now: DateTime<Utc>,
+) -> Option<Event> {
+    let decision = match outcome {
+        Outcome::Pending => return None,
+        Outcome::Adopted => Decision::Adopted,
+        Outcome::Rejected => Decision::Rejected,
+        Outcome::Failed(reason) => Decision::Failed(reason),
+    };
+    Some(Event::CirculationClosed(Box::new(CirculationClosed {
+        decision,
+        trigger,
+        tally: evaluation_tally,
+        answers: final_answers(opened, answers),
+        closed_at: now,
+    })))
+}
+
+/// The answer event, followed by the `CirculationClosed` it makes certain, if any.
+///
+/// The circulation is evaluated as [`evolve`] would leave it after the answer, without building
+/// that state: the outcome is computed on the borrowed answers with the new one laid over them,
+/// and only when it closes the circulation are the answers copied, for the tally and the final
+/// answers the close records.
+fn answer_with_close(
+    circulation: &Circulation,
+    opened: &CirculationOpened,
+    answer: Event,
+    now: DateTime<Utc>,
+) -> Vec<Event> {
+    let new = match &answer {
+        Event::VoteCast(vote) => NewAnswer::Vote(&vote.member, vote.choice),
+        Event::ProcedureObjected(objection) => NewAnswer::Objection(&objection.member),
+        _ => return vec![answer],
+    };
+    let outcome = outcome_after(
+        &opened.rule,
+        &opened.electorate,
+        &circulation.answers,
+        new,
+        Moment::BeforeDeadline,
+    );
+    if outcome == Outcome::Pending {
+        return vec![answer];
+    }
+    let mut answers = circulation.answers.clone();
+    match new {
+        NewAnswer::Vote(member, choice) => {
+            answers.votes.insert(member.clone(), choice);
+        }
+        NewAnswer::Objection(member) => {
+            answers.objections.insert(member.clone());
+        }
+    }
+    let evaluation = evaluate(
+        &opened.rule,
+        &opened.electorate,
+        &answers,
+        Moment::BeforeDeadline,
+    );
+    let close = close_event(
+        opened,
+        &answers,
+        evaluation.outcome,
+        evaluation.tally,
+        CloseTrigger::Answer {
+            stream_version: circulation.version + 1,
+        },
+        now,
+    );
+    let mut events = Vec::with_capacity(2);
+    events.push(answer);
+    events.extend(close);
+    events
 }
 
 fn cast_vote(
@@ -415,7 +479,7 @@ fn cast_vote(
         proposal_sha256: vote.proposal_sha256,
         statement: vote.statement.clone(),
     });
-    Ok(answer_with_close(circulation, event, now))
+    Ok(answer_with_close(circulation, opened, event, now))
 }
 
 fn object(
@@ -443,7 +507,7 @@ fn object(
         member,
         reason: objection.reason.clone(),
     });
-    Ok(answer_with_close(circulation, event, now))
+    Ok(answer_with_close(circulation, opened, event, now))
 }
 
 fn extend_deadline(

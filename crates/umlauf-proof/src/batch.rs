@@ -24,7 +24,7 @@
 //!    order.
 //! 2. **Not batched**, verified with `verify_strict` instead: triples whose key has a torsion
 //!    component (a mixed-order key, which strict verification accepts if the equation holds
-//!    exactly). Keys are checked once per distinct key in a call.
+//!    exactly). Each distinct key of a call is checked once (small order, torsion).
 //! 3. **Batched**: the rest, where `A` is torsion-free. One multiscalar multiplication checks
 //!    `Σ zᵢRᵢ + Σ_A (Σ zᵢkᵢ)A − (Σ zᵢsᵢ)B = 0` (terms of one key coalesced), which makes each
 //!    error term a torsion point; then 128 random subset sums of the `Rᵢ` must each be
@@ -49,6 +49,7 @@ use curve25519_dalek::traits::{IsIdentity as _, VartimeMultiscalarMul as _};
 use sha2::{Digest as _, Sha512};
 
 use crate::keys::VerifyingKey;
+use crate::weak_keys::SMALL_ORDER_ENCODINGS;
 
 /// How many random subset sums of the `R` points must be torsion-free: each misses a torsion
 /// component with probability at most 1/2.
@@ -92,24 +93,29 @@ pub fn verify(triples: &[Triple<'_>]) -> Vec<bool> {
 pub fn verify_with_stats(triples: &[Triple<'_>]) -> (Vec<bool>, BatchStats) {
     let mut stats = BatchStats::default();
     let mut verdicts = vec![false; triples.len()];
-    let mut torsion_free_keys: HashMap<[u8; 32], bool> = HashMap::new();
+    // Each distinct key's curve checks, done once per call: keys repeat across signatures.
+    let mut key_indices: HashMap<&[u8; 32], usize> = HashMap::new();
+    let mut keys: Vec<KeyInfo> = Vec::new();
     let mut batch: Vec<Candidate> = Vec::with_capacity(triples.len());
 
     for (index, triple) in triples.iter().enumerate() {
-        let Some(parsed) = prefilter(triple) else {
+        let key = *key_indices.entry(triple.key.as_bytes()).or_insert_with(|| {
+            keys.push(KeyInfo::of(triple.key));
+            keys.len() - 1
+        });
+        let info = &keys[key];
+        let Some(parsed) = prefilter(triple, info.weak) else {
             stats.rejected_early += 1;
             continue;
         };
-        let key_is_torsion_free = *torsion_free_keys
-            .entry(*triple.key.as_bytes())
-            .or_insert_with(|| triple.key.to_edwards().is_torsion_free());
-        if !key_is_torsion_free {
+        if !info.torsion_free {
             stats.verified_singly += 1;
             verdicts[index] = strict(triple);
             continue;
         }
         batch.push(Candidate {
             index,
+            key,
             r_point: parsed.r_point,
             s: parsed.s,
             k: challenge(triple),
@@ -117,7 +123,7 @@ pub fn verify_with_stats(triples: &[Triple<'_>]) -> (Vec<bool>, BatchStats) {
     }
 
     stats.batched = batch.len();
-    if batch_holds(triples, &batch) {
+    if batch_holds(triples, &keys, &batch) {
         for candidate in &batch {
             verdicts[candidate.index] = true;
         }
@@ -130,9 +136,32 @@ pub fn verify_with_stats(triples: &[Triple<'_>]) -> (Vec<bool>, BatchStats) {
     (verdicts, stats)
 }
 
+/// What strict verification needs to know of a key's point, computed once per distinct key.
+struct KeyInfo {
+    /// The key's point.
+    point: EdwardsPoint,
+    /// Whether the key is of small order (`verify_strict` rejects every signature under it).
+    weak: bool,
+    /// Whether the key lies in the prime-order subgroup (only then are its signatures batched).
+    torsion_free: bool,
+}
+
+impl KeyInfo {
+    fn of(key: &VerifyingKey) -> Self {
+        let point = key.to_edwards();
+        Self {
+            point,
+            weak: key.is_weak(),
+            torsion_free: point.is_torsion_free(),
+        }
+    }
+}
+
 /// A triple that passed the pre-filter and whose key is torsion-free.
 struct Candidate {
     index: usize,
+    /// The key's position in the call's list of distinct keys.
+    key: usize,
     r_point: EdwardsPoint,
     s: Scalar,
     k: Scalar,
@@ -165,7 +194,11 @@ fn is_canonical_y(encoding: &[u8; 32]) -> bool {
 
 /// Everything strict verification rejects without solving its equation: `None` means strict
 /// verification rejects this triple, too.
-fn prefilter(triple: &Triple<'_>) -> Option<Parsed> {
+fn prefilter(triple: &Triple<'_>, weak_key: bool) -> Option<Parsed> {
+    // `verify_strict` refuses a weak key.
+    if weak_key {
+        return None;
+    }
     let signature: &[u8; 64] = triple.signature.try_into().ok()?;
     let (r_bytes, s_bytes) = signature.split_at(32);
     let r_bytes: [u8; 32] = r_bytes.try_into().ok()?;
@@ -178,11 +211,13 @@ fn prefilter(triple: &Triple<'_>) -> Option<Parsed> {
     if !is_canonical_y(&r_bytes) {
         return None;
     }
-    // `verify_strict` refuses an R that is not a point, or of small order, and a weak key.
-    let r_point = CompressedEdwardsY(r_bytes).decompress()?;
-    if r_point.is_small_order() || triple.key.is_weak() {
+    // `verify_strict` refuses an R of small order; the list holds every encoding that decodes
+    // to one, so comparing bytes spares the curve arithmetic.
+    if SMALL_ORDER_ENCODINGS.contains(&r_bytes) {
         return None;
     }
+    // `verify_strict` refuses an R that is not a point.
+    let r_point = CompressedEdwardsY(r_bytes).decompress()?;
     Some(Parsed { r_point, s })
 }
 
@@ -201,7 +236,7 @@ fn strict(triple: &Triple<'_>) -> bool {
 }
 
 /// The batch equation and the torsion tests over `batch`; `true` if every triple in it verifies.
-fn batch_holds(triples: &[Triple<'_>], batch: &[Candidate]) -> bool {
+fn batch_holds(triples: &[Triple<'_>], keys: &[KeyInfo], batch: &[Candidate]) -> bool {
     if batch.is_empty() {
         return true;
     }
@@ -235,22 +270,20 @@ fn batch_holds(triples: &[Triple<'_>], batch: &[Candidate]) -> bool {
 
     // Σ zᵢRᵢ + Σ_A (Σ zᵢkᵢ)A − (Σ zᵢsᵢ)B, with the terms of one key coalesced.
     let mut basepoint_coefficient = Scalar::ZERO;
-    let mut key_coefficients: HashMap<[u8; 32], (Scalar, EdwardsPoint)> = HashMap::new();
-    let mut scalars = Vec::with_capacity(batch.len() + 16);
-    let mut points = Vec::with_capacity(batch.len() + 16);
+    let mut key_coefficients = vec![Scalar::ZERO; keys.len()];
+    let mut scalars = Vec::with_capacity(batch.len() + keys.len() + 1);
+    let mut points = Vec::with_capacity(batch.len() + keys.len() + 1);
     for (candidate, z) in batch.iter().zip(&z_coefficients) {
         basepoint_coefficient += z * candidate.s;
-        let key = triples[candidate.index].key;
-        let entry = key_coefficients
-            .entry(*key.as_bytes())
-            .or_insert_with(|| (Scalar::ZERO, key.to_edwards()));
-        entry.0 += z * candidate.k;
+        key_coefficients[candidate.key] += z * candidate.k;
         scalars.push(*z);
         points.push(candidate.r_point);
     }
-    for (coefficient, point) in key_coefficients.into_values() {
-        scalars.push(coefficient);
-        points.push(point);
+    for (coefficient, key) in key_coefficients.into_iter().zip(keys) {
+        if coefficient != Scalar::ZERO {
+            scalars.push(coefficient);
+            points.push(key.point);
+        }
     }
     scalars.push(-basepoint_coefficient);
     points.push(ED25519_BASEPOINT_POINT);
@@ -270,7 +303,12 @@ fn torsion_free_subset_sums(batch: &[Candidate], subsets: &[u128]) -> bool {
         // table[mask] = the sum of the group's points selected by mask.
         for mask in 1..(1_usize << group.len()) {
             let lowest = mask.trailing_zeros() as usize;
-            table[mask] = table[mask & (mask - 1)] + group[lowest].r_point;
+            let rest = mask & (mask - 1);
+            table[mask] = if rest == 0 {
+                group[lowest].r_point
+            } else {
+                table[rest] + group[lowest].r_point
+            };
         }
         for (test, sum) in sums.iter_mut().enumerate() {
             let mask = group_subsets
@@ -289,7 +327,38 @@ fn torsion_free_subset_sums(batch: &[Candidate], subsets: &[u128]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{FIELD_PRIME, is_canonical_y};
+    use ed25519_dalek::Signer as _;
+
+    use super::{FIELD_PRIME, SMALL_ORDER_ENCODINGS, Triple, is_canonical_y, strict, verify};
+    use crate::keys::signing_key_from_seed;
+
+    #[test]
+    fn every_small_order_r_is_rejected_as_strict_verification_rejects_it() {
+        let signer = signing_key_from_seed([7; 32]);
+        let key = signer.verifying_key();
+        let message = b"a message";
+        let valid = signer.sign(message).to_bytes();
+        let signatures: Vec<[u8; 64]> = SMALL_ORDER_ENCODINGS
+            .iter()
+            .map(|encoding| {
+                let mut signature = valid;
+                signature[..32].copy_from_slice(encoding);
+                signature
+            })
+            .chain([valid])
+            .collect();
+        let triples: Vec<Triple<'_>> = signatures
+            .iter()
+            .map(|signature| Triple {
+                key: &key,
+                message,
+                signature,
+            })
+            .collect();
+        let expected: Vec<bool> = triples.iter().map(strict).collect();
+        assert_eq!(verify(&triples), expected);
+        assert_eq!(expected.iter().filter(|verdict| **verdict).count(), 1);
+    }
 
     #[test]
     fn canonical_y_is_below_the_field_prime() {

@@ -76,20 +76,46 @@ pub fn evaluate(
     moment: Moment,
 ) -> Evaluation {
     let ballot = Ballot::new(rule, electorate, answers);
-    let final_now = moment == Moment::AtDeadline || ballot.all_voted();
-    let outcome = if ballot.objection_is_effective() {
-        Outcome::Failed(FailureReason::Objection)
-    } else if final_now {
-        ballot.settle(&ballot.votes)
-    } else if rule.early_close == EarlyClose::OnCertainty {
-        ballot.certain().unwrap_or(Outcome::Pending)
-    } else {
-        Outcome::Pending
-    };
+    let final_now = ballot.is_final(moment);
     Evaluation {
-        outcome,
+        outcome: ballot.outcome(moment),
         tally: ballot.tally(final_now),
     }
+}
+
+/// One answer that the [`Answers`] given beside it do not hold yet.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NewAnswer<'m> {
+    /// The member votes (or changes its vote).
+    Vote(&'m MemberId, Choice),
+    /// The member objects to the procedure.
+    Objection(&'m MemberId),
+}
+
+/// The outcome [`evaluate`] gives once `answers` also hold `new`, without copying the answers
+/// or computing the tally.
+pub(crate) fn outcome_after(
+    rule: &Rule,
+    electorate: &Electorate,
+    answers: &Answers,
+    new: NewAnswer<'_>,
+    moment: Moment,
+) -> Outcome {
+    let mut ballot = Ballot::new(rule, electorate, answers);
+    let member = match new {
+        NewAnswer::Vote(member, _) | NewAnswer::Objection(member) => member,
+    };
+    // Electors are in id order; one outside the electorate changes nothing.
+    if let Ok(index) = ballot
+        .electors
+        .binary_search_by(|(id, _)| (*id).cmp(member))
+    {
+        match new {
+            NewAnswer::Vote(_, choice) => ballot.votes[index] = Some(choice),
+            NewAnswer::Objection(_) => ballot.objected[index] = true,
+        }
+    }
+    ballot.outcome(moment)
 }
 
 /// The outcome that every way of answering what is still outstanding before the deadline leads
@@ -142,6 +168,24 @@ impl<'a> Ballot<'a> {
             electors,
             votes,
             objected,
+        }
+    }
+
+    /// Whether the outcome is final at `moment`: at the deadline, or once every elector voted.
+    fn is_final(&self, moment: Moment) -> bool {
+        moment == Moment::AtDeadline || self.all_voted()
+    }
+
+    /// The outcome at `moment`, as [`evaluate`] documents it.
+    fn outcome(&self, moment: Moment) -> Outcome {
+        if self.objection_is_effective() {
+            Outcome::Failed(FailureReason::Objection)
+        } else if self.is_final(moment) {
+            self.settle(&self.votes)
+        } else if self.rule.early_close == EarlyClose::OnCertainty {
+            self.certain().unwrap_or(Outcome::Pending)
+        } else {
+            Outcome::Pending
         }
     }
 

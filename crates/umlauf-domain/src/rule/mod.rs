@@ -54,6 +54,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{Choice, Fraction, GroupId, MemberId, TableName, Weight};
 
+pub(crate) use evaluate::{NewAnswer, outcome_after};
 pub use evaluate::{certain_outcome, evaluate};
 pub use presets::{Preset, PresetParams, UnknownPreset};
 pub use validate::RuleError;
