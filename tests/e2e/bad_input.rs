@@ -23,9 +23,9 @@ async fn every_refusal_has_its_code_and_writes_nothing() {
     world
         .refuse_bytes(b"{\"payloadType\":1}".to_vec(), "malformed_envelope")
         .await;
-    // Larger than the limit of 512 KiB.
+    // Larger than the limit of 384 KiB.
     world
-        .refuse_bytes(vec![b' '; 512 * 1024 + 1], "too_large")
+        .refuse_bytes(vec![b' '; 384 * 1024 + 1], "too_large")
         .await;
 
     // A valid envelope whose signature does not verify.

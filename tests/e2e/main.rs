@@ -18,13 +18,25 @@ mod support;
 
 /// Refusals over the wire: each with its code, and nothing written.
 mod bad_input;
+/// The contract in `proto/`: schemas, AsyncAPI, error codes and the Python client.
+mod contract;
+/// Decisions derived from the log: none lost when a relay stops, none published twice.
+mod decisions;
 /// What subscribers get: durable decisions, and a log stream that is the log.
 mod distribution;
 /// The fork alarm: a relay never publishes over a different history.
 mod fork;
+/// A NATS server with a small `max_payload`.
+mod limits;
+/// Health, readiness, metrics, reminders and graceful shutdown.
+mod operations;
 /// NATS going away and coming back while the service runs.
 mod outage;
 /// Written procedures of the IT-Planungsrat from the first command to the decision.
 mod procedures;
+/// Commands racing across streams and replicas: revocations, first constitutions.
+mod races;
+/// Receipts in replies, the checkpoints stream, and the proof queries.
+mod receipts;
 /// Two service instances on one PostgreSQL and one NATS.
 mod replicas;

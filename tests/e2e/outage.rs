@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use crate::support::{
-    Backend, LARGEST_ELEVEN, OwnNats, World, check_log_stream, connect, in_a_week, in_seconds,
-    result,
+    Backend, LARGEST_ELEVEN, OwnNats, World, check_log_stream, checkpoint_sizes, connect,
+    in_a_week, in_seconds, result,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,7 +42,11 @@ async fn the_relay_catches_up_after_nats_comes_back() {
     // The service answers again, and the relay publishes what was recorded meanwhile.
     let after = world.open("it-planungsrat-resolution", in_a_week()).await;
     world.votes(after, &["DE"], "yes").await;
-    world.check_log_stream().await;
+    let records = world.check_log_stream().await;
+    // The checkpoints signed while NATS was down are published too, once each, in order.
+    let head = records.last().unwrap().position();
+    let log_key = world.server().log_verifier().clone();
+    checkpoint_sizes(&world.client, &world.subjects, &log_key, head).await;
     let decision = world.decision(closing_in_the_dark).await;
     assert_eq!(result(&decision), "adopted");
     assert_eq!(decision.position, closed[0].position());

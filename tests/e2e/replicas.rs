@@ -5,8 +5,8 @@ use futures_util::future::join_all;
 use umlauf_server::Server;
 
 use crate::support::{
-    Backend, LAENDER, LARGEST_ELEVEN, World, check_log_stream, closes, config, in_a_week,
-    in_seconds, new_circulation, open, result, sign, vote,
+    Backend, LAENDER, LARGEST_ELEVEN, World, check_log_stream, checkpoint_sizes, closes, config,
+    in_a_week, in_seconds, new_circulation, open, result, sign, vote,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,5 +62,10 @@ async fn two_instances_share_the_work_and_close_once() {
     .expect("the second relay did not catch up")
     .unwrap();
     assert!(!second_relay.borrow().is_forked());
+    // Both relays published checkpoints: the stream holds each once, in ascending size.
+    let log_key = world.server().log_verifier().clone();
+    assert_eq!(log_key.to_string(), second.log_verifier().to_string());
+    let head = world.server().store().head().await.unwrap().position;
+    checkpoint_sizes(&world.client, &world.subjects, &log_key, head).await;
     second.shutdown().await;
 }

@@ -147,17 +147,28 @@ const NATS_SERVER: &str = "/usr/sbin/nats-server";
 
 impl OwnNats {
     pub(crate) fn start() -> Self {
+        Self::start_configured("")
+    }
+
+    /// A server whose configuration file also holds `settings` (e.g. `max_payload: 65536`).
+    pub(crate) fn start_configured(settings: &str) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .map(|address| address.port())
             .unwrap();
-        let mut nats = Self {
+        let nats = Self {
             port,
             store_dir: tempfile::tempdir().unwrap(),
             child: None,
         };
+        std::fs::write(nats.config_file(), settings).unwrap();
+        let mut nats = nats;
         nats.resume();
         nats
+    }
+
+    fn config_file(&self) -> std::path::PathBuf {
+        self.store_dir.path().join("nats-server.conf")
     }
 
     pub(crate) fn url(&self) -> String {
@@ -167,6 +178,8 @@ impl OwnNats {
     /// Starts the server again on the same port and storage.
     pub(crate) fn resume(&mut self) {
         let child = Process::new(NATS_SERVER)
+            .arg("-c")
+            .arg(self.config_file())
             .args([
                 "-js",
                 "-a",
@@ -227,6 +240,7 @@ pub(crate) fn config(db: &TestDb, nats_url: &str, names: &(String, String)) -> C
         stream_prefix: names.1.clone(),
         deadline_check_ms: 100,
         relay_poll_ms: 100,
+        ops_address: "127.0.0.1:0".into(),
         ..Config::default()
     }
 }
@@ -307,11 +321,8 @@ impl World {
 
     /// Submits an envelope's bytes: the reply, or the refusal from the error headers.
     pub(crate) async fn submit_bytes(&self, bytes: Vec<u8>) -> Result<SubmitReply, ErrorReply> {
-        let message = self
-            .client
-            .request(self.subjects.submit(), bytes.into())
-            .await
-            .unwrap();
+        let message = request(&self.client, self.subjects.submit(), bytes).await;
+        crate::contract::check_reply(&message, "submit-reply.json");
         match ErrorReply::from_headers(message.headers.as_ref()) {
             Some(error) => Err(error),
             None => Ok(serde_json::from_slice(&message.payload).unwrap()),
@@ -320,6 +331,7 @@ impl World {
 
     /// Signs and submits a command; panics on a refusal.
     pub(crate) async fn accept(&self, signer: &str, command: &Value) -> SubmitReply {
+        crate::contract::contract().check("command.json", command);
         self.submit_bytes(sign(signer, command))
             .await
             .unwrap_or_else(|error| panic!("{} refused: {error}", command["type"]))
@@ -348,14 +360,13 @@ impl World {
         name: &str,
         request: &impl serde::Serialize,
     ) -> Result<T, ErrorReply> {
-        let message = self
-            .client
-            .request(
-                self.subjects.query(name),
-                serde_json::to_vec(request).unwrap().into(),
-            )
-            .await
-            .unwrap();
+        let message = self::request(
+            &self.client,
+            self.subjects.query(name),
+            serde_json::to_vec(request).unwrap(),
+        )
+        .await;
+        crate::contract::check_reply(&message, &format!("queries.json#/$defs/{name}Reply"));
         match ErrorReply::from_headers(message.headers.as_ref()) {
             Some(error) => Err(error),
             None => Ok(serde_json::from_slice(&message.payload).unwrap()),
@@ -380,28 +391,7 @@ impl World {
         circulation: CirculationId,
         durable: Option<&str>,
     ) -> DecisionMessage {
-        let jetstream = jetstream::new(self.client.clone());
-        let stream = jetstream
-            .get_stream(self.subjects.decisions_stream())
-            .await
-            .unwrap();
-        let consumer = stream
-            .create_consumer(consumer::pull::Config {
-                durable_name: durable.map(str::to_owned),
-                filter_subject: self.subjects.decision(&body_id(), &circulation),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        let received = async {
-            let mut messages = consumer.messages().await.unwrap();
-            let message = messages.next().await.unwrap().unwrap();
-            message.ack().await.unwrap();
-            serde_json::from_slice::<DecisionMessage>(&message.payload).unwrap()
-        };
-        tokio::time::timeout(PATIENCE, received)
-            .await
-            .unwrap_or_else(|_| panic!("no decision for {circulation}"))
+        decision_on(&self.client, &self.subjects, circulation, durable).await
     }
 
     /// Waits until the relay has published every record of the log.
@@ -428,6 +418,106 @@ impl World {
         let head = self.relayed().await;
         check_log_stream(&self.client, &self.subjects, self.server().store(), head).await
     }
+}
+
+/// The decision of a circulation from a consumer created now on the decisions stream of
+/// `subjects`, durable if `durable` names it.
+pub(crate) async fn decision_on(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    circulation: CirculationId,
+    durable: Option<&str>,
+) -> DecisionMessage {
+    let jetstream = jetstream::new(client.clone());
+    let stream = jetstream
+        .get_stream(subjects.decisions_stream())
+        .await
+        .unwrap();
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            durable_name: durable.map(str::to_owned),
+            filter_subject: subjects.decision(&body_id(), &circulation),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let received = async {
+        let mut messages = consumer.messages().await.unwrap();
+        let message = messages.next().await.unwrap().unwrap();
+        message.ack().await.unwrap();
+        let value: Value = serde_json::from_slice(&message.payload).unwrap();
+        crate::contract::contract().check("decision.json", &value);
+        serde_json::from_slice::<DecisionMessage>(&message.payload).unwrap()
+    };
+    tokio::time::timeout(PATIENCE, received)
+        .await
+        .unwrap_or_else(|_| panic!("no decision for {circulation}"))
+}
+
+/// Waits until a relay has published up to `head` and found nothing more to do (decisions
+/// included).
+pub(crate) async fn caught_up(status: &mut tokio::sync::watch::Receiver<RelayStatus>, head: u64) {
+    let reached = tokio::time::timeout(
+        PATIENCE,
+        status.wait_for(|status: &RelayStatus| {
+            status.published >= head && status.state == umlauf_nats::relay::RelayState::CaughtUp
+        }),
+    )
+    .await
+    .map(|result| result.map(|_| ()));
+    assert!(
+        matches!(reached, Ok(Ok(()))),
+        "the relay did not catch up with {head}: {:?}",
+        *status.borrow()
+    );
+}
+
+/// The tree sizes of the checkpoints stream's messages, in stream order, once its newest
+/// checkpoint covers `head`; each message is checked: a note signed by `log_key`, on the
+/// checkpoints subject, with message id = its size.
+pub(crate) async fn checkpoint_sizes(
+    client: &async_nats::Client,
+    subjects: &Subjects,
+    log_key: &umlauf_proof::note::NoteVerifier,
+    head: u64,
+) -> Vec<u64> {
+    let jetstream = jetstream::new(client.clone());
+    let stream = jetstream
+        .get_stream(subjects.checkpoints_stream())
+        .await
+        .unwrap();
+    let size_of = |message: &async_nats::jetstream::message::StreamMessage| {
+        let note = std::str::from_utf8(&message.payload).unwrap();
+        let size = umlauf_proof::checkpoint::verify(note, log_key)
+            .unwrap()
+            .size;
+        assert_eq!(message.subject.as_str(), subjects.checkpoints());
+        let id = message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .unwrap()
+            .as_str();
+        assert_eq!(id, size.to_string());
+        size
+    };
+    let last = eventually("the checkpoint of the head", || {
+        let mut stream = stream.clone();
+        async move {
+            let last = stream.info().await.ok()?.state.last_sequence;
+            let message = stream.get_raw_message(last).await.ok()?;
+            (size_of(&message) == head).then_some(last)
+        }
+    })
+    .await;
+    let mut sizes = Vec::new();
+    for sequence in 1..=last {
+        sizes.push(size_of(&stream.get_raw_message(sequence).await.unwrap()));
+    }
+    assert!(
+        sizes.windows(2).all(|pair| pair[0] < pair[1]),
+        "checkpoint sizes do not ascend: {sizes:?}"
+    );
+    sizes
 }
 
 /// Checks the log stream of `subjects` against the log in `store` up to `head`.
@@ -463,9 +553,51 @@ pub(crate) async fn check_log_stream(
     records
 }
 
+/// How long one request waits for its reply: longer than [`PATIENCE`], because a loaded machine
+/// running many tests at once answers slowly, not wrongly.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often a request is sent before a timeout or a missing responder fails the test.
+const REQUEST_ATTEMPTS: u32 = 4;
+
+/// Sends a request and waits for its reply. A timeout or "no responders" (a loaded machine, a
+/// service reconnecting) sends the same bytes again: commands are idempotent by their command id
+/// (the same envelope again gets the first result) and queries change nothing. Any other error,
+/// and the last attempt's, fails the test with what happened.
+pub(crate) async fn request(
+    client: &async_nats::Client,
+    subject: String,
+    payload: Vec<u8>,
+) -> async_nats::Message {
+    use async_nats::RequestErrorKind;
+    let mut attempt = 1;
+    loop {
+        match client
+            .request(subject.clone(), payload.clone().into())
+            .await
+        {
+            Ok(message) => return message,
+            Err(error)
+                if attempt < REQUEST_ATTEMPTS
+                    && matches!(
+                        error.kind(),
+                        RequestErrorKind::TimedOut | RequestErrorKind::NoResponders
+                    ) =>
+            {
+                eprintln!("request on {subject} (attempt {attempt}): {error}; sending it again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => {
+                panic!("request on {subject} failed after {attempt} attempt(s): {error}")
+            }
+        }
+    }
+}
+
 pub(crate) async fn connect(url: &str) -> async_nats::Client {
     async_nats::ConnectOptions::new()
-        .request_timeout(Some(PATIENCE))
+        .request_timeout(Some(REQUEST_TIMEOUT))
         .connect(url)
         .await
         .unwrap_or_else(|error| panic!("these tests need NATS at {url}: {error}"))
@@ -491,29 +623,36 @@ where
 /// everything else); deletion is allowed on streams that refuse deleting messages.
 impl Drop for World {
     fn drop(&mut self) {
-        let url = self.nats_url.clone();
-        let subjects = self.subjects.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async move {
-                let Ok(client) = async_nats::connect(url.as_str()).await else {
-                    return;
-                };
-                let jetstream = jetstream::new(client);
-                for stream in [
-                    subjects.log_stream(),
-                    subjects.decisions_stream(),
-                    subjects.checkpoints_stream(),
-                ] {
-                    let _ = jetstream.delete_stream(stream).await;
-                }
-            });
-        })
-        .join();
+        delete_streams(&self.nats_url, &self.subjects);
     }
+}
+
+/// Deletes the streams of a deployment (the shared NATS server keeps everything else), from a
+/// thread of its own so that it also works in a `Drop` inside a runtime.
+pub(crate) fn delete_streams(nats_url: &str, subjects: &Subjects) {
+    let url = nats_url.to_owned();
+    let subjects = subjects.clone();
+    let _ = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let Ok(client) = async_nats::connect(url.as_str()).await else {
+                return;
+            };
+            let jetstream = jetstream::new(client);
+            for stream in [
+                subjects.log_stream(),
+                subjects.decisions_stream(),
+                subjects.checkpoints_stream(),
+                &subjects.reminders_stream(),
+            ] {
+                let _ = jetstream.delete_stream(stream).await;
+            }
+        });
+    })
+    .join();
 }
 
 // ---- the IT-Planungsrat ------------------------------------------------------------------------

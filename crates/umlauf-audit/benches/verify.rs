@@ -4,7 +4,10 @@
 //! vote, every seventh with five members silent and closed at the deadline; a checkpoint every
 //! 1,000 records) into a bundle in a temporary directory, then verifies the bundle and reports
 //! records per second and peak RSS (VmHWM, reset before verifying) at 100,000 records and at the
-//! end, beside the raw Ed25519 batch-verification rate over all cores.
+//! end, beside the raw Ed25519 batch-verification rate over all cores, measured right before and
+//! right after verifying (the machine may be shared: the two show how much the rate moved). It
+//! also reports the CPU time the verification took, as records per CPU-second beside the raw
+//! batch rate per CPU-second, a ratio that other load on the machine disturbs less.
 //!
 //! `UMLAUF_BENCH_RECORDS` sets the history's length (default 1,000,000).
 //! Run with `cargo bench -p umlauf-audit --bench verify`.
@@ -53,6 +56,7 @@ fn main() {
 
     reset_peak_rss();
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let mut reader = BundleReader::new(BufReader::with_capacity(
         1 << 20,
         File::open(&path).unwrap(),
@@ -79,10 +83,61 @@ fn main() {
     }
     let outcome = auditor.finish();
     report("at the end", records, started, raw);
+    let cpu = cpu_seconds() - cpu_started;
+    let raw_after = raw_batch_rate(threads);
+    let raw_per_cpu = raw_batch_rate_per_cpu_second();
+    println!(
+        "raw batch rate after verifying: {raw_after:.0}/s ({:.2} × that rate)",
+        records as f64 / started_elapsed(started) / raw_after
+    );
+    println!(
+        "CPU time {cpu:.1} s: {:.0} records per CPU-second; raw batch {raw_per_cpu:.0} signatures per CPU-second ({:.2} × per CPU-second)",
+        records as f64 / cpu,
+        records as f64 / cpu / raw_per_cpu
+    );
     match outcome {
         Ok(report) => println!("{report}"),
         Err(failure) => panic!("the generated history does not verify: {failure}"),
     }
+}
+
+fn started_elapsed(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
+}
+
+/// The process's user and system CPU time so far, in seconds (Linux, clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |index: usize| -> f64 {
+        fields
+            .get(index)
+            .and_then(|field| field.parse::<u64>().ok())
+            .unwrap_or(0) as f64
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Raw batch verification on one thread, per CPU-second it took.
+fn raw_batch_rate_per_cpu_second() -> f64 {
+    let (keys, messages, signatures) = triples();
+    let started = cpu_seconds();
+    let mut verified = 0_usize;
+    while cpu_seconds() - started < 2.0 {
+        for ((keys, messages), signatures) in keys
+            .chunks(1024)
+            .zip(messages.chunks(1024))
+            .zip(signatures.chunks(1024))
+        {
+            let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
+            ed25519_dalek::verify_batch(&messages, signatures, keys).unwrap();
+        }
+        verified += messages.len();
+    }
+    verified as f64 / (cpu_seconds() - started)
 }
 
 fn report(label: &str, records: u64, started: Instant, raw: f64) {

@@ -1,11 +1,15 @@
 //! The auditor: replays a history pushed to it record by record and checks everything.
 //!
-//! Records are buffered into chunks. Each chunk is read in parallel (leaf hashes, strict parsing,
-//! envelopes, payloads), replayed in order on one thread (positions, times, versions, keys,
-//! authorisation, `decide`, closes, the Merkle frontier and checkpoints), and its signatures are
-//! then verified in parallel with [`umlauf_proof::batch`]. Memory stays flat: the frontier holds
-//! O(log n) hashes, a circulation's state is dropped as soon as it closes (only its 16-byte id is
-//! kept, so a record arriving after the close is caught), and findings are capped.
+//! Records are buffered into chunks, and the chunks flow through a pipeline of three stages that
+//! run at the same time: a chunk is read on worker threads (leaf hashes, strict parsing,
+//! envelopes, payloads) while the chunk before it is replayed in order on the caller's thread
+//! (positions, times, versions, keys, authorisation, `decide`, closes, the Merkle frontier and
+//! checkpoints), and the signatures of replayed chunks, gathered a few chunks at a time, are
+//! verified in batches on worker threads with [`umlauf_proof::batch`]; [`Auditor::flush`] drains
+//! the pipeline. Memory stays flat: at most three chunks of records are in flight (and the
+//! signatures of a few more), the frontier holds O(log n) hashes, a circulation's
+//! state is dropped as soon as it closes (only its 16-byte id is kept, so a record arriving after
+//! the close is caught), and findings are capped.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
@@ -30,6 +34,10 @@ use crate::finding::{
     AuditFailure, Finding, FindingKind, Output, ReadModel, Report, json_differences,
 };
 
+/// How many chunks' signatures are verified together: a batch's fixed cost (the torsion tests,
+/// each key's checks) spreads over more signatures, and signatures cost little memory to hold.
+const VERIFY_CHUNKS: usize = 2;
+
 /// How an auditor runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditOptions {
@@ -47,7 +55,7 @@ pub struct AuditOptions {
 impl Default for AuditOptions {
     fn default() -> Self {
         Self {
-            chunk_size: 8192,
+            chunk_size: 4096,
             threads: std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
             max_findings: 1000,
             // The service refuses commands whose clock is further off (proto/README.md).
@@ -69,6 +77,13 @@ pub struct Auditor {
     genesis_by_keyid: HashMap<String, VerifyingKey>,
     genesis_key_ids: std::collections::BTreeSet<KeyId>,
     buffer: Vec<(Vec<u8>, Option<Hash>)>,
+    /// The chunk being read on worker threads, replayed when the next chunk is full.
+    reading: Vec<std::thread::JoinHandle<Vec<Prepared>>>,
+    /// Signatures of replayed chunks, gathered until [`VERIFY_CHUNKS`] chunks' worth start being
+    /// verified together.
+    unverified: Vec<SignatureJob>,
+    /// The signatures started last, being verified on worker threads.
+    verifying: Vec<std::thread::JoinHandle<VerifiedPart>>,
     replay: Replay,
     frontier: Frontier,
     /// Checkpoints whose size the log has not reached yet, by size.
@@ -134,6 +149,7 @@ struct Signed {
 }
 
 /// A signature to verify once the chunk has been replayed.
+#[derive(Debug)]
 struct SignatureJob {
     position: u64,
     key: VerifyingKey,
@@ -156,6 +172,9 @@ impl Auditor {
             log_key: anchors.log_key,
             options,
             buffer: Vec::new(),
+            reading: Vec::new(),
+            unverified: Vec::new(),
+            verifying: Vec::new(),
             replay: Replay {
                 next_position: 1,
                 ..Replay::default()
@@ -171,7 +190,8 @@ impl Auditor {
         }
     }
 
-    /// Records checked so far (pushed records still buffered are not).
+    /// Records replayed so far (pushed records still buffered or in the pipeline are not; see
+    /// [`Auditor::flush`]).
     pub fn checked(&self) -> u64 {
         self.frontier.size()
     }
@@ -258,14 +278,19 @@ impl Auditor {
         }
         self.buffer.push((record, stored_leaf_hash));
         if self.buffer.len() >= self.options.chunk_size.max(1) {
-            return Ok(self.process_chunk());
+            return Ok(self.advance());
         }
         Ok(Vec::new())
     }
 
-    /// Checks every buffered record now (the outputs of a partial chunk).
+    /// Checks every record pushed so far now: drains the pipeline (the outputs of every chunk
+    /// still in flight, and of a partial one).
     pub fn flush(&mut self) -> Vec<Output> {
-        self.process_chunk()
+        let mut outputs = self.advance();
+        outputs.extend(self.advance());
+        self.verify_gathered(&mut outputs);
+        self.collect_signatures(&mut outputs);
+        outputs
     }
 
     /// Ends the log: checks what is buffered, and hands out the read models of the circulations
@@ -274,7 +299,7 @@ impl Auditor {
         if self.ended {
             return Vec::new();
         }
-        let mut outputs = self.process_chunk();
+        let mut outputs = self.flush();
         self.ended = true;
         if let Some(pending) = self.replay.pending.take()
             && let Some(next) = pending.events.front()
@@ -407,55 +432,64 @@ impl Auditor {
         }
     }
 
-    fn process_chunk(&mut self) -> Vec<Output> {
+    /// Moves the pipeline one chunk on: the buffered records start being read on worker
+    /// threads, the chunk read before them is replayed here, and its signatures start being
+    /// verified once those of the chunk before it are collected.
+    fn advance(&mut self) -> Vec<Output> {
         let inputs = std::mem::take(&mut self.buffer);
-        if inputs.is_empty() {
-            return Vec::new();
-        }
-        let prepared = parallel_map(&inputs, self.options.threads, |(bytes, stored)| {
-            prepare(bytes, *stored)
-        });
-        drop(inputs);
+        let reading = if inputs.is_empty() {
+            Vec::new()
+        } else {
+            spawn_parts(inputs, self.options.threads, |part| {
+                part.into_iter()
+                    .map(|(bytes, stored)| prepare(&bytes, stored))
+                    .collect()
+            })
+        };
+        let previous = std::mem::replace(&mut self.reading, reading);
         let mut outputs = Vec::new();
-        let mut jobs = Vec::new();
-        for record in prepared {
-            self.replay_record(record, &mut outputs, &mut jobs);
+        if previous.is_empty() {
+            return outputs;
         }
-        self.verify_signatures(&jobs, &mut outputs);
-
+        let mut jobs = std::mem::take(&mut self.unverified);
+        for part in previous {
+            for record in join(part) {
+                self.replay_record(record, &mut outputs, &mut jobs);
+            }
+        }
+        self.unverified = jobs;
+        if self.unverified.len() >= self.options.chunk_size.max(1) * VERIFY_CHUNKS {
+            self.verify_gathered(&mut outputs);
+        }
         outputs
     }
 
-    fn verify_signatures(&mut self, jobs: &[SignatureJob], outputs: &mut Vec<Output>) {
-        let results = parallel_chunks(jobs, self.options.threads, |part| {
-            let triples: Vec<Triple<'_>> = part
-                .iter()
-                .map(|job| Triple {
-                    key: &job.key,
-                    message: &job.message,
-                    signature: &job.signature,
-                })
-                .collect();
-            batch::verify_with_stats(&triples)
-        });
-        let mut verdicts = Vec::with_capacity(jobs.len());
-        for (part, stats) in results {
-            verdicts.extend(part);
+    /// Collects the signatures being verified and starts verifying the gathered ones.
+    fn verify_gathered(&mut self, outputs: &mut Vec<Output>) {
+        self.collect_signatures(outputs);
+        let jobs = std::mem::take(&mut self.unverified);
+        if !jobs.is_empty() {
+            self.verifying = spawn_parts(jobs, self.options.threads, verify_part);
+        }
+    }
+
+    /// Waits for the signatures being verified and records their verdicts.
+    fn collect_signatures(&mut self, outputs: &mut Vec<Output>) {
+        for part in std::mem::take(&mut self.verifying) {
+            let (jobs, verdicts, stats) = join(part);
             self.report.signatures_batched +=
                 u64::try_from(stats.batched.saturating_sub(stats.verified_after_failure))
                     .unwrap_or(0);
-        }
-        for (job, verdict) in jobs.iter().zip(verdicts) {
-            if verdict {
-                self.report.signatures_verified += 1;
-            } else {
-                self.found(
-                    outputs,
-                    Some(job.position),
-                    FindingKind::BadSignature {
-                        keyid: job.keyid.clone(),
-                    },
-                );
+            for (job, verdict) in jobs.into_iter().zip(verdicts) {
+                if verdict {
+                    self.report.signatures_verified += 1;
+                } else {
+                    self.found(
+                        outputs,
+                        Some(job.position),
+                        FindingKind::BadSignature { keyid: job.keyid },
+                    );
+                }
             }
         }
     }
@@ -1020,8 +1054,24 @@ impl Auditor {
     }
 }
 
+/// Sorts findings into the order they are reported: differences by position (at one position,
+/// a checkpoint that no longer matches after what is wrong with the record), then findings
+/// about no record in particular, then stretches of records no checkpoint vouches for. Such a
+/// stretch says what nothing vouches for, not where the history differs: it must neither hide
+/// nor precede the first real difference (when the only checkpoint lies beyond a shortened log,
+/// it starts at record 1).
 fn sort_findings(findings: &mut [Finding]) {
-    findings.sort_by_key(|finding| (finding.position.is_none(), finding.position.unwrap_or(0)));
+    findings.sort_by_key(|finding| {
+        let rank = match (&finding.kind, finding.position) {
+            (FindingKind::UncoveredRecords { .. }, _) => 2,
+            (_, None) => 1,
+            (_, Some(_)) => 0,
+        };
+        // At one position, what is wrong with the record comes before the checkpoint of that
+        // size that no longer matches because of it.
+        let consequence = matches!(finding.kind, FindingKind::CheckpointRootMismatch { .. });
+        (rank, finding.position.unwrap_or(0), consequence)
+    });
 }
 
 /// The size a checkpoint note claims, read without trusting it.
@@ -1032,13 +1082,41 @@ fn claimed_size(note: &str) -> Option<u64> {
         .map(|checkpoint| checkpoint.size)
 }
 
+/// Whether `bytes` are exactly the record's canonical serialisation ([`Record::to_bytes`]),
+/// compared while serialising: no copy is built, and the first differing byte ends it.
+fn is_canonical(record: &Record, bytes: &[u8]) -> bool {
+    let mut rest = Matching { rest: bytes };
+    serde_json::to_writer(&mut rest, record).is_ok() && rest.rest.is_empty()
+}
+
+/// A writer that accepts exactly the bytes it still expects, in order.
+struct Matching<'a> {
+    rest: &'a [u8],
+}
+
+impl std::io::Write for Matching<'_> {
+    fn write(&mut self, written: &[u8]) -> std::io::Result<usize> {
+        match self.rest.strip_prefix(written) {
+            Some(rest) => {
+                self.rest = rest;
+                Ok(written.len())
+            }
+            None => Err(std::io::ErrorKind::InvalidData.into()),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads one record: everything that needs no state.
 fn prepare(bytes: &[u8], stored_leaf: Option<Hash>) -> Prepared {
     let leaf = leaf_hash(bytes);
     let parsed = Record::from_bytes(bytes)
         .map_err(|error| error.to_string())
         .map(|mut record| {
-            let canonical = record.to_bytes() == bytes;
+            let canonical = is_canonical(&record, bytes);
             let signed = record.envelope.take().map(|envelope| {
                 let envelope: Envelope =
                     serde_json::from_value(envelope).map_err(|error| error.to_string())?;
@@ -1067,43 +1145,49 @@ fn prepare(bytes: &[u8], stored_leaf: Option<Hash>) -> Prepared {
     }
 }
 
-/// Maps `items` in order, on up to `threads` threads.
-fn parallel_map<T: Sync, U: Send>(
-    items: &[T],
-    threads: usize,
-    map: impl Fn(&T) -> U + Sync,
-) -> Vec<U> {
-    parallel_chunks(items, threads, |part| {
-        part.iter().map(&map).collect::<Vec<U>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect()
+/// The jobs of one part of a chunk's signatures, their verdicts in order, and how they were
+/// reached.
+type VerifiedPart = (Vec<SignatureJob>, Vec<bool>, batch::BatchStats);
+
+/// Verifies one part of a chunk's signatures in one batch.
+fn verify_part(jobs: Vec<SignatureJob>) -> VerifiedPart {
+    let triples: Vec<Triple<'_>> = jobs
+        .iter()
+        .map(|job| Triple {
+            key: &job.key,
+            message: &job.message,
+            signature: &job.signature,
+        })
+        .collect();
+    let (verdicts, stats) = batch::verify_with_stats(&triples);
+    drop(triples);
+    (jobs, verdicts, stats)
 }
 
-/// Runs `work` on up to `threads` contiguous parts of `items`, results in order.
-fn parallel_chunks<T: Sync, U: Send>(
-    items: &[T],
+/// Starts `work` on up to `threads` contiguous parts of `items`, each on a thread of its own;
+/// joining the handles in order gives the results in order.
+fn spawn_parts<T: Send + 'static, U: Send + 'static>(
+    mut items: Vec<T>,
     threads: usize,
-    work: impl Fn(&[T]) -> U + Sync,
-) -> Vec<U> {
-    let threads = threads.max(1);
-    if threads == 1 || items.len() < 2 {
-        return vec![work(items)];
+    work: fn(Vec<T>) -> U,
+) -> Vec<std::thread::JoinHandle<U>> {
+    let size = items.len().div_ceil(threads.max(1)).max(1);
+    let mut parts = Vec::new();
+    while items.len() > size {
+        let rest = items.split_off(size);
+        parts.push(std::mem::replace(&mut items, rest));
     }
-    let part = items.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = items
-            .chunks(part)
-            .map(|chunk| scope.spawn(move || work(chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| match handle.join() {
-                Ok(result) => result,
-                Err(panic) => std::panic::resume_unwind(panic),
-            })
-            .collect()
-    })
+    parts.push(items);
+    parts
+        .into_iter()
+        .map(|part| std::thread::spawn(move || work(part)))
+        .collect()
+}
+
+/// The result of a worker thread; its panic goes on in the caller.
+fn join<U>(handle: std::thread::JoinHandle<U>) -> U {
+    match handle.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
 }

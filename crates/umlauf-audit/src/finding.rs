@@ -238,6 +238,13 @@ pub enum FindingKind {
         /// What differs.
         detail: String,
     },
+    /// Two copies of the log (the database and the JetStream log stream) differ at this
+    /// position: one holds other bytes, or ends before it.
+    #[error("the copies of the log differ: {detail}")]
+    CopiesDiffer {
+        /// How they differ.
+        detail: String,
+    },
     /// A bundle's header names other trust anchors than the auditor's (informational: the
     /// auditor's own are used).
     #[error("the bundle names other trust anchors than the auditor's: {detail}")]
@@ -283,6 +290,7 @@ impl FindingKind {
             Self::LogTruncated { .. } => "log_truncated",
             Self::UncoveredRecords { .. } => "uncovered_records",
             Self::ReadModelMismatch { .. } => "read_model_mismatch",
+            Self::CopiesDiffer { .. } => "copies_differ",
             Self::BundleAnchorsDiffer { .. } => "bundle_anchors_differ",
             Self::UnreadableBundle { .. } => "unreadable_bundle",
         }
@@ -418,7 +426,8 @@ impl fmt::Display for Report {
 /// An audit that found differences: the findings, first position first, and what was checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 pub struct AuditFailure {
-    /// The findings kept, sorted by position (findings about no record last).
+    /// The findings kept: differences by position, then findings about no record, then the
+    /// stretches of records no checkpoint covers (which never precede a difference).
     pub findings: Vec<Finding>,
     /// Findings found but not kept (beyond the limit).
     pub omitted: u64,
@@ -427,7 +436,8 @@ pub struct AuditFailure {
 }
 
 impl AuditFailure {
-    /// The finding at the lowest position: where the history first differs.
+    /// The first finding: where the history first differs (a stretch of records that no
+    /// checkpoint covers comes only after every difference).
     pub fn first(&self) -> Option<&Finding> {
         self.findings.first()
     }

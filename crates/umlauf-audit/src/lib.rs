@@ -23,6 +23,9 @@
 //! [`Auditor::finish`] returns a [`Report`] of what was checked, or an [`AuditFailure`] with the
 //! findings, lowest position first.
 //!
+//! [`watch::Watcher`] follows a published log instead: each new signed checkpoint against the
+//! Merkle tree of the published records, with nothing but a frontier in memory.
+//!
 //! **Architecture Invariant:** the trust anchors come from the caller, never from the history:
 //! a bundle's own anchors are informational only.
 //!
@@ -35,6 +38,7 @@ mod auditor;
 pub mod bundle;
 mod error;
 mod finding;
+pub mod watch;
 
 pub use anchors::TrustAnchors;
 pub use auditor::{AuditOptions, Auditor};

@@ -1,16 +1,22 @@
 //! `umlauf audit`: the auditor's commands.
 //!
-//! - `verify` replays a history from the database (`--db`) or from an exported bundle
-//!   (`--bundle`) through [`umlauf_audit::Auditor`], and prints its [`Report`] or, where anything
-//!   differs, the first record that differs and what differs there.
+//! - `verify` replays a history from the database (`--db`, opened read-only), from the JetStream
+//!   log stream (`--nats`), or from an exported bundle (`--bundle`) through
+//!   [`umlauf_audit::Auditor`], and prints its [`Report`] or, where anything differs, the first
+//!   record that differs and what differs there. With `--db` and `--nats` together the database
+//!   is audited and the stream's copy compared with it record by record.
 //! - `export` writes the database's log as a self-contained bundle, with the checkpoints given
 //!   and the anchors named, for `verify --bundle` on another machine.
+//! - `watch` follows the checkpoint stream and the log stream with a
+//!   [`umlauf_audit::watch::Watcher`] and raises an alarm on a fork or a rewrite.
 //!
 //! The trust anchors (the genesis keys and the log key) come from the command line or from a
 //! file the auditor keeps, never from the history: a bundle's own header is informational, and
-//! the database holds none. Checkpoints held outside the database (receipts, the JetStream
-//! checkpoint stream, a witness's files) are given with `--checkpoint`; they are what catches a
-//! truncated or rewritten log.
+//! the database holds none. Every signed checkpoint at hand is checked: the store's own (one per
+//! committed batch), the checkpoint stream's, and those held elsewhere (receipts, a witness's
+//! files), given with `--checkpoint`; the last are what catches a truncated or rewritten log
+//! whose stored checkpoints were cut or rewritten with it. Checkpoints are handed to the auditor
+//! just before the records beyond them, so memory stays flat however many there are.
 //!
 //! With `--db` the stored read models are compared with the ones the replay hands out: each
 //! circulation's status as it closes, and at the end the open ones, every body's keys, the inbox
@@ -18,8 +24,8 @@
 //! audit starts; if it grows meanwhile (a live service), the read models that may have moved on
 //! are not compared, and the output says so.
 //!
-//! Exit codes: 0 when nothing differs, 1 when something does, 2 when the audit cannot run (usage,
-//! files, the database).
+//! Exit codes: 0 when nothing differs, 1 when something does (for `watch`: an alarm), 2 when the
+//! audit cannot run (usage, files, the database, NATS).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::File;
@@ -71,22 +77,56 @@ enum AuditCommand {
     /// Write the database's log as a self-contained bundle (records, the checkpoints given, the
     /// anchors named) that `umlauf audit verify --bundle` checks offline.
     Export(ExportArgs),
+    /// Follow the checkpoint stream and the log stream: verify each new checkpoint's signature
+    /// and that its root is the Merkle root of the published log at its size (which proves it
+    /// consistent with every earlier one). On a fork or a rewrite, print an alarm and exit 1;
+    /// 2 when the watch cannot run.
+    Watch(WatchArgs),
+}
+
+/// Flags of `umlauf audit watch`.
+#[derive(Debug, clap::Args)]
+struct WatchArgs {
+    /// The NATS server.
+    #[arg(long, value_name = "URL")]
+    nats: String,
+    #[command(flatten)]
+    streams: StreamArgs,
+    /// The log key that signs checkpoints: a verifier key `<name>+<hex8>+<base64>`, or a file
+    /// holding one (the service writes it beside its log key, as `<log key file>.vkey`).
+    #[arg(long, value_name = "VKEY|FILE")]
+    log_key: String,
+    /// Check what the streams hold now, then exit 0 instead of following them.
+    #[arg(long)]
+    once: bool,
 }
 
 /// Flags of `umlauf audit verify`.
 #[derive(Debug, clap::Args)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["db", "bundle"])))]
+#[command(group(
+    clap::ArgGroup::new("source")
+        .required(true)
+        .multiple(true)
+        .args(["db", "bundle", "nats"])
+))]
 struct VerifyArgs {
-    /// The store to audit: `sqlite://path` or `postgres://user@host:port/database`. It must
-    /// exist; the store's migrations are applied when it is opened.
+    /// The store to audit: `sqlite://path` or `postgres://user@host:port/database`. It is opened
+    /// read-only (nothing is migrated or created), and its stored checkpoints are checked too.
     #[arg(long, value_name = "URL")]
     db: Option<String>,
     /// The PostgreSQL schema the store keeps its tables in.
     #[arg(long, value_name = "SCHEMA", requires = "db")]
     db_schema: Option<String>,
     /// An exported bundle (`umlauf audit export`) to verify offline.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["db", "nats"])]
     bundle: Option<PathBuf>,
+    /// The NATS server whose JetStream log stream (`<prefix>_LOG`) to audit, with the checkpoints
+    /// of `<prefix>_CHECKPOINTS`. With --db too, the database is audited and the stream compared
+    /// with it record by record.
+    #[arg(long, value_name = "URL")]
+    nats: Option<String>,
+    #[command(flatten)]
+    streams: StreamArgs,
     #[command(flatten)]
     anchors: AnchorArgs,
     /// A signed checkpoint note held outside the history (from a receipt, the checkpoint
@@ -115,6 +155,34 @@ struct ExportArgs {
     /// A signed checkpoint note to include; repeat for several.
     #[arg(long = "checkpoint", value_name = "FILE")]
     checkpoints: Vec<PathBuf>,
+}
+
+/// The deployment's stream names on NATS.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "JetStream")]
+struct StreamArgs {
+    /// The deployment's subject root: every subject is `<root>.v1.…`.
+    #[arg(
+        long,
+        env = "UMLAUF_SUBJECT_ROOT",
+        default_value = "umlauf",
+        value_name = "TOKEN"
+    )]
+    subject_root: String,
+    /// The prefix of the deployment's JetStream streams (`<prefix>_LOG`, `<prefix>_CHECKPOINTS`).
+    #[arg(
+        long,
+        env = "UMLAUF_STREAM_PREFIX",
+        default_value = "UMLAUF",
+        value_name = "PREFIX"
+    )]
+    stream_prefix: String,
+}
+
+impl StreamArgs {
+    fn subjects(&self) -> umlauf_nats::Subjects {
+        umlauf_nats::Subjects::new(&self.subject_root, &self.stream_prefix)
+    }
 }
 
 /// The trust anchors, from a file or from flags.
@@ -172,6 +240,7 @@ pub(crate) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let outcome = match args.command {
         AuditCommand::Verify(args) => verify(args).await,
         AuditCommand::Export(args) => export(args).await.map(|()| ExitCode::SUCCESS),
+        AuditCommand::Watch(args) => watch(args).await,
     };
     Ok(outcome.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -193,14 +262,24 @@ struct Verdict {
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let anchors = args.anchors.load()?;
     let checkpoints = read_checkpoints(&args.checkpoints)?;
-    let verdict = match (args.db, args.bundle) {
-        (Some(url), None) => verify_database(&url, args.db_schema, anchors, &checkpoints).await?,
-        (None, Some(path)) => {
+    let verdict = match (args.db, args.bundle, args.nats) {
+        (Some(url), None, nats) => {
+            let copy = match nats {
+                Some(nats) => Some(NatsCopy::open(&nats, &args.streams.subjects()).await?),
+                None => None,
+            };
+            verify_database(&url, args.db_schema, anchors, &checkpoints, copy).await?
+        }
+        (None, None, Some(nats)) => {
+            let copy = NatsCopy::open(&nats, &args.streams.subjects()).await?;
+            audit_nats(copy, anchors, &checkpoints).await?
+        }
+        (None, Some(path), None) => {
             tokio::task::spawn_blocking(move || verify_bundle(&path, &anchors, &checkpoints))
                 .await
                 .context("the bundle's audit stopped")??
         }
-        _ => bail!("give exactly one of --db URL and --bundle FILE"),
+        _ => bail!("give --db URL, --nats URL or both, or --bundle FILE alone"),
     };
     if args.json {
         print_json(&verdict)?;
@@ -240,15 +319,378 @@ async fn verify_database(
     schema: Option<String>,
     anchors: TrustAnchors,
     checkpoints: &[String],
+    nats: Option<NatsCopy>,
 ) -> anyhow::Result<Verdict> {
     let store = open_store(url, schema).await?;
-    let verdict = audit_store(&store, anchors, checkpoints).await;
+    let verdict = audit_store(&store, anchors, checkpoints, nats).await;
     store.close().await;
     verdict
 }
 
-/// Opens the store, refusing a SQLite file that does not exist: opening would create an empty
-/// log, and an empty log has nothing to find.
+// ---- JetStream ---------------------------------------------------------------------------------
+
+/// The log and checkpoint streams of a deployment, each read from its first message up to the
+/// last one it held when the audit started.
+struct NatsCopy {
+    /// `(stream sequence, record bytes)`: the sequence is the log position.
+    log: mpsc::Receiver<anyhow::Result<(u64, Vec<u8>)>>,
+    /// The log stream's last sequence when the audit started.
+    log_size: u64,
+    /// The checkpoint notes, ascending by size.
+    checkpoints: mpsc::Receiver<anyhow::Result<(u64, String)>>,
+    /// To fetch the record a finding names again.
+    js: async_nats::jetstream::Context,
+    log_stream: String,
+}
+
+impl NatsCopy {
+    async fn open(url: &str, subjects: &umlauf_nats::Subjects) -> anyhow::Result<Self> {
+        let nats = async_nats::ConnectOptions::new()
+            .connection_timeout(std::time::Duration::from_secs(3))
+            .connect(url)
+            .await
+            .with_context(|| format!("connecting to NATS at {url}"))?;
+        let js = async_nats::jetstream::new(nats);
+        let (log_size, log) = read_stream(&js, subjects.log_stream()).await?;
+        let (_, notes) = read_stream(&js, subjects.checkpoints_stream()).await?;
+        Ok(Self {
+            log,
+            log_size,
+            checkpoints: checkpoint_notes(notes),
+            js,
+            log_stream: subjects.log_stream().to_owned(),
+        })
+    }
+}
+
+/// The log stream's message at `position`, as a record to show.
+async fn stream_record(
+    js: &async_nats::jetstream::Context,
+    stream: &str,
+    position: u64,
+) -> RecordView {
+    let message = match js.get_stream(stream).await {
+        Ok(stream) => stream
+            .get_raw_message(position)
+            .await
+            .map_err(|error| error.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    match message {
+        Ok(message) => RecordView::of_bytes(position, &message.payload),
+        Err(error) => RecordView::unavailable(position, error),
+    }
+}
+
+/// Reads a JetStream stream from its first message to the last one it holds now, in a task of
+/// its own: `(stream sequence, payload)`, and the last sequence.
+async fn read_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> anyhow::Result<(u64, mpsc::Receiver<anyhow::Result<(u64, Vec<u8>)>>)> {
+    let mut stream = get_stream(js, name).await?;
+    let last = stream
+        .info()
+        .await
+        .with_context(|| format!("the JetStream stream {name}"))?
+        .state
+        .last_sequence;
+    if last == 0 {
+        let (_, receiver) = mpsc::channel(1);
+        return Ok((0, receiver));
+    }
+    Ok((last, stream_messages(&stream, name, Some(last)).await?))
+}
+
+async fn get_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+) -> anyhow::Result<async_nats::jetstream::stream::Stream> {
+    js.get_stream(name).await.with_context(|| {
+        format!("the JetStream stream {name} (is this the deployment's stream prefix?)")
+    })
+}
+
+/// The messages of a stream from its first on, `(stream sequence, payload)`, read in a task of
+/// its own through an ordered consumer: up to the sequence `until`, or on and on as they come.
+/// An error ends the reading after it is handed on.
+async fn stream_messages(
+    stream: &async_nats::jetstream::stream::Stream,
+    name: &str,
+    until: Option<u64>,
+) -> anyhow::Result<mpsc::Receiver<anyhow::Result<(u64, Vec<u8>)>>> {
+    use async_nats::jetstream::consumer::{DeliverPolicy, pull};
+    let consumer = stream
+        .create_consumer(pull::OrderedConfig {
+            deliver_policy: DeliverPolicy::All,
+            ..pull::OrderedConfig::default()
+        })
+        .await
+        .with_context(|| format!("reading the JetStream stream {name}"))?;
+    let mut messages = consumer
+        .messages()
+        .await
+        .with_context(|| format!("reading the JetStream stream {name}"))?;
+    let (sender, receiver) = mpsc::channel(READ_AHEAD);
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        while let Some(item) = messages.next().await {
+            let item = match item {
+                Ok(message) => match message.info() {
+                    Ok(info) => Ok((info.stream_sequence, message.payload.to_vec())),
+                    Err(error) => Err(anyhow::anyhow!("reading the stream {name}: {error}")),
+                },
+                Err(error) => Err(anyhow::anyhow!("reading the stream {name}: {error}")),
+            };
+            let done = match (&item, until) {
+                (Err(_), _) => true,
+                (Ok((sequence, _)), Some(until)) => *sequence >= until,
+                (Ok(_), None) => false,
+            };
+            if sender.send(item).await.is_err() || done {
+                break;
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+/// The checkpoint stream's messages as `(claimed size, note)`; a message that is not a note is
+/// handed on with size 0, for the auditor to refuse.
+fn checkpoint_notes(
+    mut messages: mpsc::Receiver<anyhow::Result<(u64, Vec<u8>)>>,
+) -> mpsc::Receiver<anyhow::Result<(u64, String)>> {
+    let (sender, receiver) = mpsc::channel(READ_AHEAD);
+    tokio::spawn(async move {
+        while let Some(item) = messages.recv().await {
+            let item = item.map(|(_, payload)| {
+                let note = String::from_utf8_lossy(&payload).into_owned();
+                (claimed_size(&note).unwrap_or(0), note)
+            });
+            if sender.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+/// The size a checkpoint note claims, read without verifying it.
+fn claimed_size(note: &str) -> Option<u64> {
+    let body = &note[..note.rfind("\n\n")? + 1];
+    umlauf_proof::checkpoint::Checkpoint::from_body(body)
+        .ok()
+        .map(|checkpoint| checkpoint.size)
+}
+
+/// The store's checkpoints, ascending by size, read page by page in a task of its own.
+fn stored_checkpoints(store: &Store) -> mpsc::Receiver<anyhow::Result<(u64, String)>> {
+    const PAGE: usize = 1000;
+    let (sender, receiver) = mpsc::channel(PAGE);
+    let store = store.clone();
+    tokio::spawn(async move {
+        let mut next = 0_u64;
+        loop {
+            let page = match store.checkpoints_from(next, PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    let _ = sender
+                        .send(Err(
+                            anyhow::Error::from(error).context("reading the stored checkpoints")
+                        ))
+                        .await;
+                    break;
+                }
+            };
+            let Some(&(last, _)) = page.last() else { break };
+            for item in page {
+                if sender.send(Ok(item)).await.is_err() {
+                    return;
+                }
+            }
+            next = last + 1;
+        }
+    });
+    receiver
+}
+
+/// Checkpoints from several sources (the store, the checkpoint stream), each ascending by size,
+/// handed to the auditor just before the first record beyond them, so memory stays flat however
+/// many there are.
+struct CheckpointFeed {
+    sources: Vec<NoteSource>,
+}
+
+/// One source of checkpoints, the checkpoint read from it but not yet added, and whether it has
+/// ended.
+type NoteSource = (Notes, Option<(u64, String)>, bool);
+
+/// Checkpoint notes with the sizes they claim, ascending.
+type Notes = mpsc::Receiver<anyhow::Result<(u64, String)>>;
+
+impl CheckpointFeed {
+    fn new(sources: Vec<Notes>) -> Self {
+        Self {
+            sources: sources
+                .into_iter()
+                .map(|source| (source, None, false))
+                .collect(),
+        }
+    }
+
+    /// Adds every checkpoint of a size below `below` (all of them for `u64::MAX`).
+    async fn add_below(&mut self, auditor: &mut Auditor, below: u64) -> anyhow::Result<()> {
+        for (source, peeked, done) in &mut self.sources {
+            loop {
+                if peeked.is_none() && !*done {
+                    match source.recv().await {
+                        Some(item) => *peeked = Some(item?),
+                        None => *done = true,
+                    }
+                }
+                match peeked.take() {
+                    Some((size, note)) if size < below => {
+                        cpu(|| auditor.add_checkpoint(&note)).context("adding a checkpoint")?;
+                    }
+                    other => {
+                        *peeked = other;
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Audits the JetStream log stream alone: the records, every checkpoint of the checkpoint
+/// stream and those given.
+async fn audit_nats(
+    copy: NatsCopy,
+    anchors: TrustAnchors,
+    checkpoints: &[String],
+) -> anyhow::Result<Verdict> {
+    let NatsCopy {
+        mut log,
+        log_size,
+        checkpoints: stream_checkpoints,
+        js,
+        log_stream,
+    } = copy;
+    let mut auditor = Auditor::new(anchors, AuditOptions::default());
+    add_checkpoints(&mut auditor, checkpoints)?;
+    let mut feed = CheckpointFeed::new(vec![stream_checkpoints]);
+    let progress = progress_bar(log_size);
+    let mut read = 0_u64;
+    let mut batch = Vec::with_capacity(READ_AHEAD);
+    while log.recv_many(&mut batch, READ_AHEAD).await > 0 {
+        let mut messages = Vec::with_capacity(batch.len());
+        for item in batch.drain(..) {
+            messages.push(item?);
+        }
+        let last = read + u64::try_from(messages.len()).unwrap_or(0);
+        feed.add_below(&mut auditor, last + 1).await?;
+        cpu(|| {
+            for (sequence, bytes) in messages {
+                read += 1;
+                if sequence != read {
+                    auditor.record_finding(
+                        Some(read),
+                        FindingKind::CopiesDiffer {
+                            detail: format!(
+                                "the log stream holds sequence {sequence} at position {read}"
+                            ),
+                        },
+                    );
+                }
+                auditor.push(&bytes)?;
+            }
+            Ok::<_, umlauf_audit::AuditError>(())
+        })
+        .context("auditing the log")?;
+        progress.set_position(read);
+    }
+    progress.finish_and_clear();
+    let mut notes = Vec::new();
+    if log_size == 0 {
+        notes.push("the log stream is empty: is this the right stream prefix?".to_owned());
+    }
+    cpu(|| auditor.flush());
+    feed.add_below(&mut auditor, u64::MAX).await?;
+    let outcome = auditor.finish();
+    let first_record = match first_position(&outcome) {
+        Some(position) => Some(stream_record(&js, &log_stream, position).await),
+        None => None,
+    };
+    Ok(Verdict {
+        outcome,
+        first_record,
+        notes,
+    })
+}
+
+/// Compares the database's records with the log stream's, record by record; names the first
+/// position where they differ, once.
+struct CopyComparison {
+    log: mpsc::Receiver<anyhow::Result<(u64, Vec<u8>)>>,
+    log_size: u64,
+    /// Whether a difference has been named (only the first is).
+    differed: bool,
+}
+
+impl CopyComparison {
+    async fn compare(
+        &mut self,
+        auditor: &mut Auditor,
+        position: u64,
+        bytes: &[u8],
+    ) -> anyhow::Result<()> {
+        if self.differed {
+            return Ok(());
+        }
+        let detail = match self.log.recv().await {
+            None => Some(format!(
+                "the JetStream log stream ends after {} records, the database holds more",
+                position - 1
+            )),
+            Some(item) => {
+                let (sequence, stream_bytes) = item?;
+                if sequence != position {
+                    Some(format!(
+                        "the JetStream log stream holds sequence {sequence} where the database has record {position}"
+                    ))
+                } else if stream_bytes != bytes {
+                    Some("the JetStream log stream holds other bytes for this record".to_owned())
+                } else {
+                    None
+                }
+            }
+        };
+        if let Some(detail) = detail {
+            self.differed = true;
+            auditor.record_finding(Some(position), FindingKind::CopiesDiffer { detail });
+        }
+        Ok(())
+    }
+
+    /// At the end of the database's log: a stream with more records differs after it.
+    fn finish(&mut self, auditor: &mut Auditor, database_size: u64) {
+        if !self.differed && self.log_size > database_size {
+            self.differed = true;
+            auditor.record_finding(
+                Some(database_size + 1),
+                FindingKind::CopiesDiffer {
+                    detail: format!(
+                        "the JetStream log stream holds {} records, the database {database_size}",
+                        self.log_size
+                    ),
+                },
+            );
+        }
+    }
+}
+
+/// Opens the store for reading only, refusing a SQLite file that does not exist.
 async fn open_store(url: &str, schema: Option<String>) -> anyhow::Result<Store> {
     if url.starts_with("sqlite:") {
         let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
@@ -258,7 +700,7 @@ async fn open_store(url: &str, schema: Option<String>) -> anyhow::Result<Store> 
             bail!("there is no database at {}", path.display());
         }
     }
-    let mut options = StoreOptions::new(url);
+    let mut options = StoreOptions::new(url).read_only();
     options.schema = schema;
     Store::open_with(options)
         .await
@@ -332,6 +774,7 @@ async fn audit_store(
     store: &Store,
     anchors: TrustAnchors,
     checkpoints: &[String],
+    nats: Option<NatsCopy>,
 ) -> anyhow::Result<Verdict> {
     let head = store
         .head()
@@ -341,6 +784,17 @@ async fn audit_store(
     let mut notes = Vec::new();
     let mut auditor = Auditor::new(anchors, AuditOptions::default());
     add_checkpoints(&mut auditor, checkpoints)?;
+    let mut sources = vec![stored_checkpoints(store)];
+    let mut copy = None;
+    if let Some(nats) = nats {
+        sources.push(nats.checkpoints);
+        copy = Some(CopyComparison {
+            log: nats.log,
+            log_size: nats.log_size,
+            differed: false,
+        });
+    }
+    let mut feed = CheckpointFeed::new(sources);
     let mut stored = StoredModels::default();
 
     let progress = progress_bar(head);
@@ -349,6 +803,16 @@ async fn audit_store(
     let mut complete = true;
     let mut batch = Vec::with_capacity(READ_AHEAD);
     while complete && log.recv_many(&mut batch, READ_AHEAD).await > 0 {
+        // Compare with the stream's copy, and hand the auditor the checkpoints up to the last
+        // record that arrived, before the records they cover.
+        let mut last = read;
+        for record in batch.iter().map_while(|item| item.as_ref().ok()) {
+            last = record.position();
+            if let Some(copy) = &mut copy {
+                copy.compare(&mut auditor, last, &record.bytes).await?;
+            }
+        }
+        feed.add_below(&mut auditor, last + 1).await?;
         // The auditor checks records in chunks, on several threads: hand it what has arrived at
         // once, off the runtime, and compare the read models it hands back afterwards.
         let (outputs, unreadable) = cpu(|| {
@@ -392,6 +856,12 @@ async fn audit_store(
     let outputs = cpu(|| auditor.flush());
     stored.compare_all(store, &mut auditor, outputs).await?;
     progress.finish_and_clear();
+    if complete {
+        feed.add_below(&mut auditor, u64::MAX).await?;
+        if let Some(copy) = &mut copy {
+            copy.finish(&mut auditor, read);
+        }
+    }
 
     let end_outputs = cpu(|| auditor.end_of_log());
     let head_after = store
@@ -647,14 +1117,10 @@ fn differences<T: Serialize>(rebuilt: &T, stored: &T) -> String {
     }
 }
 
-/// The findings in the order they are shown: the differences by position, then the stretches
-/// of records no checkpoint vouches for. Such a stretch says what nothing vouches for, not where
-/// the history differs; when the only checkpoint lies beyond a shortened log, it starts at record
-/// 1 and would hide where the log was cut.
+/// The findings in the order they are shown, as the auditor orders them: the differences by
+/// position, then the stretches of records no checkpoint vouches for.
 fn in_order(failure: &AuditFailure) -> Vec<&Finding> {
-    let mut findings: Vec<&Finding> = failure.findings.iter().collect();
-    findings.sort_by_key(|finding| matches!(finding.kind, FindingKind::UncoveredRecords { .. }));
-    findings
+    failure.findings.iter().collect()
 }
 
 /// The position of the first finding shown, if it names a record.
@@ -935,6 +1401,113 @@ fn print_json(verdict: &Verdict) -> anyhow::Result<()> {
     };
     umlauf_cli::out!("{}", serde_json::to_string(&json)?)?;
     Ok(())
+}
+
+// ---- watch -------------------------------------------------------------------------------------
+
+/// A verifier key given on the command line, or the path of a file holding one.
+pub(crate) fn load_log_key(value: &str) -> anyhow::Result<NoteVerifier> {
+    if let Ok(key) = value.parse::<NoteVerifier>() {
+        return Ok(key);
+    }
+    let path = Path::new(value);
+    if !path.is_file() {
+        bail!("--log-key {value}: neither a verifier key <name>+<hex8>+<base64> nor a file");
+    }
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the log key {}", path.display()))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("the log key in {}", path.display()))
+}
+
+async fn watch(args: WatchArgs) -> anyhow::Result<ExitCode> {
+    use umlauf_audit::watch::{Checked, Watcher};
+    let log_key = load_log_key(&args.log_key)?;
+    let subjects = args.streams.subjects();
+    let nats = async_nats::ConnectOptions::new()
+        .connection_timeout(std::time::Duration::from_secs(3))
+        .connect(&args.nats)
+        .await
+        .with_context(|| format!("connecting to NATS at {}", args.nats))?;
+    let js = async_nats::jetstream::new(nats);
+    // Records are published before the checkpoints that cover them: the log's end is read after
+    // the checkpoints' end.
+    let mut checkpoints = follow_stream(&js, subjects.checkpoints_stream(), args.once).await?;
+    let mut log = follow_stream(&js, subjects.log_stream(), args.once).await?;
+    let mut watcher = Watcher::new(log_key);
+    eprintln!(
+        "watching {} and {} on {}",
+        subjects.checkpoints_stream(),
+        subjects.log_stream(),
+        args.nats
+    );
+    while let Some(item) = checkpoints.recv().await {
+        let (_, payload) = item?;
+        let note = String::from_utf8_lossy(&payload);
+        let checked = match watcher.open(&note) {
+            Ok(checkpoint) => {
+                let mut outcome = None;
+                while watcher.size() < checkpoint.size {
+                    match log.recv().await {
+                        Some(item) => {
+                            let (sequence, record) = item?;
+                            if let Err(alarm) = watcher.push_record(sequence, &record) {
+                                outcome = Some(Err(alarm));
+                                break;
+                            }
+                        }
+                        None => break,
+                    }
+                }
+                match outcome {
+                    Some(alarm) => alarm,
+                    None => watcher
+                        .check(&checkpoint)
+                        .map(|checked| (checked, checkpoint)),
+                }
+            }
+            Err(alarm) => Err(alarm),
+        };
+        match checked {
+            Ok((Checked::Matched, checkpoint)) => umlauf_cli::out!(
+                "checkpoint {} verified: root {} is the published log's",
+                checkpoint.size,
+                to_hex(&checkpoint.root)
+            )?,
+            Ok((Checked::Repeated, _)) => {}
+            Err(alarm) => {
+                umlauf_cli::out!("ALARM ({}): {alarm}", alarm.code())?;
+                eprintln!("ALARM ({}): {alarm}", alarm.code());
+                return Ok(ExitCode::from(EXIT_FINDINGS));
+            }
+        }
+    }
+    umlauf_cli::out!(
+        "no alarm: {} checkpoints verified against the published log of {} records",
+        watcher.checked(),
+        watcher.size()
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Bytes as lowercase hex.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// Reads a JetStream stream from its first message on, following new ones; with `once`, up to
+/// the last message it holds now.
+async fn follow_stream(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    once: bool,
+) -> anyhow::Result<mpsc::Receiver<anyhow::Result<(u64, Vec<u8>)>>> {
+    if once {
+        return Ok(read_stream(js, name).await?.1);
+    }
+    let stream = get_stream(js, name).await?;
+    stream_messages(&stream, name, None).await
 }
 
 // ---- export ------------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ async fn run_one(args: &BenchArgs, database: &'static str) -> anyhow::Result<Fig
         genesis_keys: vec![public_key(&key("genesis"))],
         subject_root: tag.clone(),
         stream_prefix: tag.to_uppercase(),
+        ops_address: String::new(),
+        reminder_before: String::new(),
         ..Config::default()
     };
     let server = Server::start(config)

@@ -26,9 +26,9 @@ use umlauf_proof::SigningKey;
 use crate::body_file::BodyFile;
 use crate::commands::circulation::proposal_digest;
 use crate::key_file;
-use crate::options::Connection;
+use crate::options::{Connection, LogKeyOption};
 use crate::render::{Style, berlin_and_utc, decision_view, percent};
-use crate::signer::Signer;
+use crate::signer::{Signer, check_receipts};
 
 /// The IT-Planungsrat's body file, compiled in so the demo runs from any directory.
 pub const BODY_FILE: &str = include_str!("../../../deploy/bodies/it-planungsrat.json");
@@ -69,6 +69,9 @@ pub struct Args {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connection: Connection,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log_key: LogKeyOption,
 }
 
 /// Runs the demo, with a service of its own if asked to.
@@ -129,6 +132,7 @@ async fn play(
         .map(|member| member.id.clone())
         .collect();
 
+    let log_key = args.log_key.verifier()?;
     step(style, "1", "Keys")?;
     let keys = DemoKeys::load_or_create(&args.dir.join("keys"), &voters)?;
     crate::out!(
@@ -215,6 +219,7 @@ async fn play(
         .max()
         .unwrap_or(0);
     let mut closed_at = None;
+    let mut verified = 0_usize;
     for member in &voters {
         let (choice, statement) = vote_plan(member);
         let key = keys
@@ -232,6 +237,9 @@ async fn play(
             .submit(client, vote)
             .await
             .with_context(|| format!("the vote of {member}"))?;
+        let checkpoint = check_receipts(&reply, &log_key, None)
+            .with_context(|| format!("the vote of {member}"))?;
+        verified += 1;
         let records = reply.positions();
         let name = names.get(member).map_or("", String::as_str);
         crate::out!(
@@ -239,10 +247,11 @@ async fn play(
             member.as_str(),
             style.choice(&format!("{:<7}", choice.to_string())),
             style.dim(&format!(
-                "signed, accepted at log position {}",
+                "signed, accepted at log position {}, receipt verified (tree size {})",
                 records
                     .first()
-                    .map_or_else(|| "?".to_owned(), u64::to_string)
+                    .map_or_else(|| "?".to_owned(), u64::to_string),
+                checkpoint.size
             ))
         )?;
         if let Some(statement) = statement {
@@ -259,6 +268,10 @@ async fn play(
         pause(1).await;
     }
     let last_vote = Instant::now();
+    crate::out!(
+        "  {verified} receipts verified: each vote is in the log signed by {log_key}, proven by \
+         its inclusion under a signed checkpoint"
+    )?;
     if let Some(position) = closed_at {
         crate::out!(
             "  all {} have answered: the service closed the circulation (log position {position})",

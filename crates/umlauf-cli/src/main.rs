@@ -7,6 +7,7 @@
 
 mod audit;
 mod bench;
+mod receipt;
 mod serve;
 
 use std::process::ExitCode;
@@ -62,6 +63,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Replay and verify a history, or export it as a self-contained bundle (auditor).
     Audit(audit::AuditArgs),
+    /// Check a saved receipt against the log key, and a newer checkpoint (auditor, signer).
+    Receipt(receipt::ReceiptArgs),
 }
 
 fn main() -> ExitCode {
@@ -93,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     runtime.block_on(async move {
         let done = match cli.command {
             Command::Audit(args) => return audit::run(args).await,
+            Command::Receipt(args) => return receipt::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Keygen(args) => keygen::run(&args),
             Command::Body(command) => body::run(command).await,

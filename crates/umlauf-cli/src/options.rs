@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use umlauf_domain::ids::{Actor, BodyId};
 use umlauf_nats::Subjects;
 use umlauf_nats::client::Client;
+use umlauf_proof::note::NoteVerifier;
 
 use crate::key_file;
 use crate::signer::Signer;
@@ -19,7 +20,7 @@ use crate::signer::Signer;
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Connection")]
 pub struct Connection {
-    /// The NATS server.
+    /// The NATS server, or a comma-separated list of a cluster's nodes.
     #[arg(
         long,
         env = "UMLAUF_NATS_URL",
@@ -27,6 +28,9 @@ pub struct Connection {
         value_name = "URL"
     )]
     pub nats_url: String,
+    /// A NATS credentials file (`.creds`) to authenticate with.
+    #[arg(long, env = "UMLAUF_NATS_CREDENTIALS", value_name = "FILE")]
+    pub nats_credentials: Option<std::path::PathBuf>,
     /// The deployment's subject root: every subject is `<root>.v1.…`.
     #[arg(
         long,
@@ -64,7 +68,13 @@ impl Connection {
                 self.subject_root
             );
         }
-        Ok(Client::connect(&self.nats_url, self.subjects(), Duration::from_secs(3)).await?)
+        Ok(Client::connect_with(
+            &self.nats_url,
+            self.nats_credentials.as_deref(),
+            self.subjects(),
+            Duration::from_secs(3),
+        )
+        .await?)
     }
 }
 
@@ -82,6 +92,60 @@ pub struct Identity {
     /// Who acts: a member id such as `DE-BY`, or `secretariat`, or `genesis`.
     #[arg(long = "as", env = "UMLAUF_ACTOR", value_name = "ACTOR", value_parser = parse_actor)]
     pub actor: Option<Actor>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub receipts: ReceiptOptions,
+}
+
+/// How the receipts of accepted commands are checked and kept.
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Receipts")]
+pub struct ReceiptOptions {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub log_key: LogKeyOption,
+    /// Write the receipt of the command's signed record (JSON, for `umlauf receipt verify`)
+    /// to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub save_receipt: Option<PathBuf>,
+}
+
+/// The log's verifier key, which every receipt is checked with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LogKeyOption {
+    /// The log's verifier key, `<origin>+<hex8>+<base64>` as `umlauf serve` writes it next to
+    /// its log key, or a file holding it. A command is reported accepted only once its receipt
+    /// verifies with this key.
+    #[arg(
+        long = "log-key",
+        env = "UMLAUF_LOG_KEY",
+        default_value = "./data/log-key.vkey",
+        value_name = "VKEY|FILE"
+    )]
+    pub log_key: String,
+}
+
+impl LogKeyOption {
+    /// The verifier: the flag's text itself if it is a verifier key, else the file it names.
+    pub fn verifier(&self) -> anyhow::Result<NoteVerifier> {
+        if let Ok(verifier) = self.log_key.trim().parse::<NoteVerifier>() {
+            return Ok(verifier);
+        }
+        let text = std::fs::read_to_string(&self.log_key).with_context(|| {
+            format!(
+                "cannot read the log's verifier key from {:?}: pass --log-key VKEY|FILE or set \
+                 UMLAUF_LOG_KEY (the service writes it next to its log key, e.g. \
+                 ./data/log-key.vkey)",
+                self.log_key
+            )
+        })?;
+        text.trim().parse::<NoteVerifier>().map_err(|error| {
+            anyhow::anyhow!(
+                "{} does not hold a log verifier key (<origin>+<hex8>+<base64>): {error}",
+                self.log_key
+            )
+        })
+    }
 }
 
 impl Identity {
@@ -107,7 +171,7 @@ impl Identity {
             .as_ref()
             .context("no key to sign with: pass --key FILE or set UMLAUF_KEY")?;
         let key = key_file::load_signing_key(path)?;
-        Ok(Signer::new(key, body, actor))
+        Ok(Signer::new(key, body, actor).checking_receipts(self.receipts.clone()))
     }
 
     /// The signer for the body given, acting as the actor given or `default_actor`.

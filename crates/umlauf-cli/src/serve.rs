@@ -22,12 +22,19 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL schema to keep the tables in.
     #[arg(long, value_name = "SCHEMA")]
     database_schema: Option<String>,
-    /// NATS server URL [default: nats://127.0.0.1:4222].
+    /// NATS server URL, or a comma-separated list of a cluster's nodes
+    /// [default: nats://127.0.0.1:4222].
     #[arg(long, value_name = "URL")]
     nats_url: Option<String>,
+    /// A NATS credentials file (`.creds`) to authenticate with.
+    #[arg(long, value_name = "FILE")]
+    nats_credentials: Option<PathBuf>,
     /// The log's Ed25519 key (PKCS#8 PEM), created if missing [default: ./data/log-key.pem].
     #[arg(long, value_name = "FILE")]
     log_key_file: Option<PathBuf>,
+    /// The log's origin, the name in its checkpoints [default: umlauf.localhost/log].
+    #[arg(long, value_name = "ORIGIN")]
+    log_origin: Option<String>,
     /// A genesis public key (base64); repeat for several. None: trust on first use.
     #[arg(long = "genesis-key", value_name = "BASE64")]
     genesis_keys: Vec<String>,
@@ -43,6 +50,14 @@ pub(crate) struct ServeArgs {
     /// `human` or `json` [default: human].
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
+    /// Where /healthz, /readyz and /metrics are served; empty: not served
+    /// [default: 127.0.0.1:9464].
+    #[arg(long, value_name = "IP:PORT")]
+    ops_address: Option<String>,
+    /// How long before the deadline electors who have not answered are reminded (`24h`, `90m`,
+    /// `2d`); `0`: no reminders [default: 24h].
+    #[arg(long, value_name = "DURATION")]
+    reminder_before: Option<String>,
 }
 
 impl ServeArgs {
@@ -58,8 +73,14 @@ impl ServeArgs {
         if let Some(url) = self.nats_url {
             config.nats_url = url;
         }
+        if let Some(path) = self.nats_credentials {
+            config.nats_credentials = Some(path);
+        }
         if let Some(path) = self.log_key_file {
             config.log_key_file = path;
+        }
+        if let Some(origin) = self.log_origin {
+            config.log_origin = origin;
         }
         if !self.genesis_keys.is_empty() {
             config.genesis_keys = self.genesis_keys;
@@ -75,6 +96,12 @@ impl ServeArgs {
         }
         if let Some(format) = self.log_format {
             config.log_format = format.parse()?;
+        }
+        if let Some(address) = self.ops_address {
+            config.ops_address = address;
+        }
+        if let Some(before) = self.reminder_before {
+            config.reminder_before = before;
         }
         config.validate()?;
         Ok(config)

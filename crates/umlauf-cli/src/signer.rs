@@ -1,10 +1,16 @@
 //! Signing commands locally: build the command, serialise it once, sign those bytes.
 
 use chrono::{DateTime, SubsecRound as _, Utc};
+use std::path::Path;
 use umlauf_domain::ids::{Actor, BodyId, CommandId, KeyId, PublicKey};
 use umlauf_domain::{Action, Command};
 use umlauf_nats::client::{Client, ClientError, Submitted};
+
 use umlauf_proof::SigningKey;
+use umlauf_proof::checkpoint::Checkpoint;
+use umlauf_proof::note::NoteVerifier;
+
+use crate::options::ReceiptOptions;
 use umlauf_proof::dsse::{self, COMMAND_PAYLOAD_TYPE, Envelope};
 
 /// A private key with the body and actor it signs for.
@@ -13,12 +19,25 @@ pub struct Signer {
     key: SigningKey,
     body: BodyId,
     actor: Actor,
+    receipts: Option<ReceiptOptions>,
 }
 
 impl Signer {
     /// A signer for `body`, acting as `actor`.
     pub fn new(key: SigningKey, body: BodyId, actor: Actor) -> Signer {
-        Signer { key, body, actor }
+        Signer {
+            key,
+            body,
+            actor,
+            receipts: None,
+        }
+    }
+
+    /// The same signer, which checks the receipts of what it submits with the log key of
+    /// `options` (and saves them if asked) before it reports a command accepted.
+    pub fn checking_receipts(mut self, options: ReceiptOptions) -> Signer {
+        self.receipts = Some(options);
+        self
     }
 
     /// The body it signs for.
@@ -81,21 +100,61 @@ impl Signer {
         client: &Client,
         action: Action,
     ) -> Result<(Command, Submitted), ClientError> {
+        // The key the receipts must verify with is read before anything is sent.
+        let log_key = match &self.receipts {
+            Some(options) => Some(
+                options
+                    .log_key
+                    .verifier()
+                    .map_err(|error| ClientError::Receipt(format!("{error:#}")))?,
+            ),
+            None => None,
+        };
         let command = self.command(action);
         let envelope = self.sign(&command);
         let mut attempts = 0;
-        loop {
+        let submitted = loop {
             attempts += 1;
             match client.submit(&envelope).await {
                 Err(ClientError::Timeout { .. }) if attempts < 3 => {}
                 Err(ClientError::Refused(refusal)) if refusal.code == "busy" && attempts < 3 => {
                     tokio::time::sleep(std::time::Duration::from_millis(200 * attempts)).await;
                 }
-                result => return result.map(|reply| (command, reply)),
+                result => break result?,
             }
+        };
+        if let (Some(log_key), Some(options)) = (log_key, &self.receipts) {
+            check_receipts(&submitted, &log_key, options.save_receipt.as_deref())?;
         }
+        Ok((command, submitted))
     }
 }
+
+/// Verifies every receipt of a reply with the log key, and writes the receipt of the first
+/// record (the one holding the signed command) to `save` if given.
+pub fn check_receipts(
+    submitted: &Submitted,
+    log_key: &NoteVerifier,
+    save: Option<&Path>,
+) -> Result<Checkpoint, ClientError> {
+    let checkpoint = submitted.reply.verify_receipts(log_key).map_err(|error| {
+        ClientError::Receipt(format!(
+            "the service's reply does not prove the command is in the log of {log_key}: {error}; \
+             the command may have been recorded, but not in the log this key speaks for"
+        ))
+    })?;
+    if let (Some(path), Some(receipt)) = (save, submitted.reply.receipts.first()) {
+        std::fs::write(path, format!("{}\n", receipt.to_json())).map_err(|error| {
+            ClientError::Receipt(format!(
+                "the receipt verified, but cannot be saved to {}: {error}",
+                path.display()
+            ))
+        })?;
+    }
+    Ok(checkpoint)
+}
+
+impl Signer {}
 
 /// What an accepted command's reply says, in one line: `accepted: CastVote at log position 43`.
 pub fn describe_reply(command: &Command, reply: &Submitted) -> String {

@@ -34,7 +34,7 @@ use umlauf_proof::dsse::{self, COMMAND_PAYLOAD_TYPE};
 use umlauf_proof::keys::signing_key_from_seed;
 use umlauf_proof::merkle::{MemoryTree, leaf_hash};
 use umlauf_proof::note::NoteVerifier;
-use umlauf_store::{Append, Appended, Cause, Projection, Store, StoreOptions};
+use umlauf_store::{Append, Appended, Cause, CheckpointSigner, Projection, Store, StoreOptions};
 
 /// Where PostgreSQL is expected unless `UMLAUF_TEST_DATABASE_URL` says otherwise.
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -76,6 +76,9 @@ on_both_backends!(
     a_forged_read_model_row_is_caught,
     a_truncated_log_is_caught_by_an_older_checkpoint,
     an_exported_bundle_verifies_offline_and_a_truncated_one_does_not,
+    the_log_stream_is_audited_and_compared_with_the_database,
+    a_watch_raises_the_alarm_on_a_forged_checkpoint,
+    a_receipt_from_the_store_verifies_and_a_tampered_one_does_not,
 );
 
 // ---- the tests ---------------------------------------------------------------------------------
@@ -95,10 +98,20 @@ async fn a_clean_history_passes(db: Arc<TestDb>) {
     assert_eq!(human.code, 0, "{human}");
     assert!(human.stdout.starts_with("the audit passed"), "{human}");
 
-    // Nothing outside the database vouches for the log: the audit says so, and fails.
-    let uncovered = db.verify(&[]);
-    uncovered.expect_first(Some(1), "uncovered_records");
-    assert_eq!(uncovered.json["findings"].as_array().unwrap().len(), 1);
+    // The store's own checkpoints, one per committed batch, vouch for the log on their own.
+    let stored = db.verify(&[]);
+    assert_eq!(stored.code, 0, "{stored}");
+    assert_eq!(
+        stored.json["report"]["newest_checkpoint"], written.size,
+        "{stored}"
+    );
+    assert!(
+        stored.json["report"]["checkpoints_checked"]
+            .as_u64()
+            .unwrap()
+            >= 9,
+        "{stored}"
+    );
 }
 
 async fn a_changed_vote_choice_is_caught_at_the_vote(db: Arc<TestDb>) {
@@ -258,9 +271,11 @@ async fn a_forged_read_model_row_is_caught(db: Arc<TestDb>) {
     let real = circulation_id(1).to_string();
     tampering
         .execute(&format!(
-            "INSERT INTO circulation_status (circulation, body, state, deadline, version, status) \
-             SELECT '{forged}', body, state, deadline, version, status FROM circulation_status \
-             WHERE circulation = '{real}'"
+            "CREATE TEMP TABLE forged_row AS \
+             SELECT * FROM circulation_status WHERE circulation = '{real}'; \
+             UPDATE forged_row SET circulation = '{forged}'; \
+             INSERT INTO circulation_status SELECT * FROM forged_row; \
+             DROP TABLE forged_row;"
         ))
         .await;
 
@@ -276,25 +291,25 @@ async fn a_truncated_log_is_caught_by_an_older_checkpoint(db: Arc<TestDb>) {
     let mut records = tampering.records().await;
     let kept = records.len() - 3;
     records.truncate(kept);
-    // A careful forger: the head moved back and the read models rebuilt from what is left.
+    // A careful forger: the log and its stored checkpoints cut together, the head moved back,
+    // the tree and the read models rebuilt from what is left.
     tampering.replace_log(&records).await;
     drop(tampering);
     let store = db.open().await;
     store.rebuild_read_models().await.unwrap();
+    assert!(store.latest_checkpoint().await.unwrap().is_some());
     store.close().await;
 
+    // What is left is consistent with every checkpoint the database still holds ...
+    let inside = db.verify(&[]);
+    assert_eq!(inside.code, 0, "{inside}");
+    assert_eq!(inside.json["report"]["records"], kept, "{inside}");
+
+    // ... and the checkpoint held outside it, from before the cut, is what catches it.
     let audit = db.verify(&[&written.checkpoint_arg()]);
     let first = audit.expect_first(position(kept), "log_truncated");
     assert_eq!(first["checkpoint_size"], written.size, "{audit}");
-    // What is left is vouched for by no checkpoint either; that is shown after the difference.
-    assert_eq!(
-        audit.codes(),
-        ["log_truncated", "uncovered_records"],
-        "{audit}"
-    );
-
-    // Without the checkpoint held outside the database, nothing vouches for what is left.
-    db.verify(&[]).expect_first(Some(1), "uncovered_records");
+    assert_eq!(audit.codes(), ["log_truncated"], "{audit}");
 }
 
 async fn an_exported_bundle_verifies_offline_and_a_truncated_one_does_not(db: Arc<TestDb>) {
@@ -372,6 +387,22 @@ fn an_audit_that_cannot_run_exits_2() {
         "the audit created the database it was to audit"
     );
 
+    // A database that is not a log is refused, and left as it was: opened read-only, nothing is
+    // migrated into it.
+    let empty = directory.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let empty_url = format!("sqlite://{}", empty.display());
+    let mut args = vec!["audit", "verify", "--db", &empty_url];
+    args.extend(&anchors);
+    let not_a_log = umlauf(&args);
+    assert_eq!(not_a_log.code, 2, "{not_a_log}");
+    assert_eq!(std::fs::read(&empty).unwrap(), b"", "{not_a_log}");
+
+    // A bundle cannot be audited together with another source.
+    let mut args = vec!["audit", "verify", "--db", &missing, "--bundle", "x.bundle"];
+    args.extend(&anchors);
+    assert_eq!(umlauf(&args).code, 2);
+
     let no_anchors = umlauf(&["audit", "verify", "--db", &missing]);
     assert_eq!(no_anchors.code, 2, "{no_anchors}");
     assert!(no_anchors.stderr.contains("trust anchors"), "{no_anchors}");
@@ -396,6 +427,484 @@ fn an_audit_that_cannot_run_exits_2() {
         &log_verifier().to_string(),
     ]);
     assert_eq!(bad_key.code, 2, "{bad_key}");
+}
+
+async fn the_log_stream_is_audited_and_compared_with_the_database(db: Arc<TestDb>) {
+    let written = write_history(&db).await;
+    let (records, notes) = db.log_and_checkpoints().await;
+    assert_eq!(records.len() as u64, written.size);
+
+    // A faithful copy: it verifies on its own, and agrees with the database record by record.
+    let copy = Streams::publish(&records, &notes).await;
+    let alone = copy.verify(&[]);
+    assert_eq!(alone.code, 0, "{alone}");
+    assert_eq!(alone.json["report"]["records"], written.size, "{alone}");
+    assert_eq!(
+        alone.json["report"]["newest_checkpoint"], written.size,
+        "{alone}"
+    );
+    let both = copy.verify(&db.db_args().iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(both.code, 0, "{both}");
+    copy.delete().await;
+
+    // A copy with one record changed: the comparison names its position.
+    // The first yes vote, as position (from 1).
+    let changed = 1 + records
+        .iter()
+        .position(|bytes| String::from_utf8_lossy(bytes).contains("\"choice\":\"yes\""))
+        .unwrap();
+    let mut other = records.clone();
+    let text = String::from_utf8(other[changed - 1].clone()).unwrap();
+    assert!(text.contains("\"choice\":\"yes\""), "{text}");
+    other[changed - 1] = text
+        .replace("\"choice\":\"yes\"", "\"choice\":\"no\"")
+        .into_bytes();
+    let forged = Streams::publish(&other, &notes).await;
+    let both = forged.verify(&db.db_args().iter().map(String::as_str).collect::<Vec<_>>());
+    let first = both.expect_first(position(changed - 1), "copies_differ");
+    assert!(
+        first["detail"].as_str().unwrap().contains("other bytes"),
+        "{both}"
+    );
+    // Alone, the stream's copy fails at the same record.
+    forged
+        .verify(&[])
+        .expect_first(position(changed - 1), "event_differs");
+    forged.delete().await;
+
+    // A copy that ends early.
+    let short = Streams::publish(&records[..records.len() - 2], &notes[..1]).await;
+    let both = short.verify(&db.db_args().iter().map(String::as_str).collect::<Vec<_>>());
+    both.expect_first(position(records.len() - 2), "copies_differ");
+    short.delete().await;
+}
+
+async fn a_watch_raises_the_alarm_on_a_forged_checkpoint(db: Arc<TestDb>) {
+    let written = write_history(&db).await;
+    let (records, notes) = db.log_and_checkpoints().await;
+    let streams = Streams::publish(&records, &notes).await;
+    let vkey = log_verifier().to_string();
+
+    let once = umlauf(&strs(&streams.watch_args(&vkey, true)));
+    assert_eq!(once.code, 0, "{once}");
+    assert!(
+        once.stdout.contains(&format!(
+            "{} checkpoints verified against the published log of {} records",
+            notes.len(),
+            written.size
+        )),
+        "{once}"
+    );
+
+    // Following the streams, it sees a checkpoint signed with the log key for a root that is not
+    // the published log's (a fork), and stops with the alarm.
+    let mut command = Process::new(env!("CARGO_BIN_EXE_umlauf"));
+    let child = command
+        .args(streams.watch_args(&vkey, false))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fork = checkpoint::sign(
+        &Checkpoint {
+            origin: LOG.to_owned(),
+            size: written.size - 1,
+            root: [7; 32],
+        },
+        LOG,
+        &log_key(),
+    )
+    .unwrap();
+    streams.publish_checkpoint(&fork).await;
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("ALARM (two_roots)") || stdout.contains("ALARM (checkpoint_root_mismatch)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("FORK"), "{stdout}");
+
+    // A checkpoint signed by another key is refused too.
+    let other = checkpoint::sign(
+        &Checkpoint {
+            origin: LOG.to_owned(),
+            size: written.size,
+            root: [7; 32],
+        },
+        LOG,
+        &signing_key("intruder"),
+    )
+    .unwrap();
+    let forged = Streams::publish(&records, &[notes[0].clone(), other]).await;
+    let refused = umlauf(&strs(&forged.watch_args(&vkey, true)));
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused.stdout.contains("ALARM (checkpoint_not_signed)"),
+        "{refused}"
+    );
+    forged.delete().await;
+    streams.delete().await;
+}
+
+async fn a_receipt_from_the_store_verifies_and_a_tampered_one_does_not(db: Arc<TestDb>) {
+    let written = write_history(&db).await;
+    let store = db.open().await;
+    let notes: Vec<(u64, String)> = store.checkpoints_from(0, 1000).await.unwrap();
+    // The receipt of the first vote, against the checkpoint of the batch that wrote it.
+    let (size, note) = notes[2].clone();
+    let position = size;
+    let records: Vec<_> = store
+        .read_from(position)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap();
+    let receipt = umlauf_proof::receipt::Receipt {
+        position,
+        leaf_hash: leaf_hash(&records[0].bytes),
+        checkpoint: note,
+        inclusion_proof: store.inclusion_proof(position, size).await.unwrap(),
+    };
+    let consistency = store.consistency_proof(size, written.size).await.unwrap();
+    let newest = store.latest_checkpoint().await.unwrap().unwrap();
+    store.close().await;
+
+    let dir = db.directory.path();
+    let file = |name: &str, content: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let receipt_file = file("receipt.json", receipt.to_json().as_bytes());
+    let record_file = file("record.json", &records[0].bytes);
+    let newer_file = file("newer.note", newest.as_bytes());
+    let proof: Vec<String> = consistency.iter().map(|hash| hex(hash)).collect();
+    let proof_file = file(
+        "consistency.json",
+        json!({"old_size": size, "new_size": written.size, "proof": proof})
+            .to_string()
+            .as_bytes(),
+    );
+    let vkey = log_verifier().to_string();
+    let vkey_file = file("log-key.vkey", format!("{vkey}\n").as_bytes());
+
+    let valid = umlauf(&["receipt", "verify", &receipt_file, "--log-key", &vkey]);
+    assert_eq!(valid.code, 0, "{valid}");
+    assert!(valid.stdout.contains("the receipt holds"), "{valid}");
+    let with_newer = umlauf(&[
+        "receipt",
+        "verify",
+        &receipt_file,
+        "--log-key",
+        &vkey_file,
+        "--record",
+        &record_file,
+        "--newer-checkpoint",
+        &newer_file,
+        "--consistency-proof",
+        &proof_file,
+    ]);
+    assert_eq!(with_newer.code, 0, "{with_newer}");
+    assert!(
+        with_newer
+            .stdout
+            .contains(&format!("checkpoint of size {}", written.size)),
+        "{with_newer}"
+    );
+
+    // A tampered receipt: another leaf hash.
+    let mut tampered = receipt.clone();
+    tampered.leaf_hash[0] ^= 1;
+    let tampered_file = file("tampered.json", tampered.to_json().as_bytes());
+    let invalid = umlauf(&["receipt", "verify", &tampered_file, "--log-key", &vkey]);
+    assert_eq!(invalid.code, 1, "{invalid}");
+    assert!(invalid.stdout.contains("INVALID"), "{invalid}");
+    // The record given is not the receipt's.
+    let other_record = file("other.json", b"{}");
+    let mismatch = umlauf(&[
+        "receipt",
+        "verify",
+        &receipt_file,
+        "--log-key",
+        &vkey,
+        "--record",
+        &other_record,
+    ]);
+    assert_eq!(mismatch.code, 1, "{mismatch}");
+    // A newer checkpoint with a proof that does not lead to it.
+    let wrong_proof = file("wrong.json", b"[]");
+    let not_newer = umlauf(&[
+        "receipt",
+        "verify",
+        &receipt_file,
+        "--log-key",
+        &vkey,
+        "--newer-checkpoint",
+        &newer_file,
+        "--consistency-proof",
+        &wrong_proof,
+    ]);
+    assert_eq!(not_newer.code, 1, "{not_newer}");
+
+    // Another log key of the same name.
+    let other_key = NoteVerifier::new(LOG, signing_key("intruder").verifying_key())
+        .unwrap()
+        .to_string();
+    let foreign = umlauf(&["receipt", "verify", &receipt_file, "--log-key", &other_key]);
+    assert_eq!(foreign.code, 1, "{foreign}");
+
+    // Usage: no receipt named, a receipt that is not there, half of the newer pair.
+    assert_eq!(umlauf(&["receipt", "verify"]).code, 2);
+    let missing = dir.join("missing.json");
+    assert_eq!(
+        umlauf(&["receipt", "verify", path_str(&missing), "--log-key", &vkey]).code,
+        2
+    );
+    assert_eq!(
+        umlauf(&[
+            "receipt",
+            "verify",
+            &receipt_file,
+            "--log-key",
+            &vkey,
+            "--newer-checkpoint",
+            &newer_file
+        ])
+        .code,
+        2
+    );
+}
+
+/// Against the running service: the receipt in a submit reply verifies later against the newest
+/// checkpoint fetched with `--nats`, and the streams the relay fills pass `audit verify --nats`
+/// and `audit watch --once`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_services_receipt_and_streams_verify() {
+    let directory = tempfile::tempdir().unwrap();
+    let unique = unique_schema().replace('_', "");
+    let config = umlauf_server::Config {
+        database_url: format!("sqlite://{}", directory.path().join("umlauf.db").display()),
+        nats_url: nats_url(),
+        log_key_file: directory.path().join("log-key.pem"),
+        log_origin: LOG.to_owned(),
+        genesis_keys: vec![public_key("genesis")],
+        subject_root: unique.clone(),
+        stream_prefix: unique.to_uppercase(),
+        relay_poll_ms: 20,
+        ops_address: String::new(),
+        ..umlauf_server::Config::default()
+    };
+    let server = umlauf_server::Server::start(config).await.unwrap();
+    let subjects = server.subjects().clone();
+    let vkey_file = directory.path().join("log-key.vkey");
+    let vkey = std::fs::read_to_string(&vkey_file).unwrap();
+    let client = umlauf_nats::client::Client::connect(
+        &nats_url(),
+        subjects.clone(),
+        std::time::Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+
+    // Two commands, each signed now: the receipt of the first is checked against the newest
+    // checkpoint, which the second moved on.
+    let scratch = TestDb::new(Backend::Sqlite).await;
+    let writer = Writer::new(scratch.open().await);
+    let now = |command: Command| {
+        let mut value: Value = serde_json::from_str(&command.to_json()).unwrap();
+        value["issued_at"] = json!(Utc::now());
+        if value.get("deadline").is_some() {
+            value["deadline"] = json!(Utc::now() + Duration::days(14));
+        }
+        Command::from_value(value).unwrap()
+    };
+    let submit = async |command: Command, signer: &str| {
+        client
+            .submit(&dsse::sign(
+                COMMAND_PAYLOAD_TYPE,
+                now(command).to_json().as_bytes(),
+                &signing_key(signer),
+            ))
+            .await
+            .unwrap()
+    };
+    let reply = submit(writer.constitution(), "genesis").await;
+    let receipt = reply.reply.receipts.first().unwrap().clone();
+    let reply = submit(writer.open(1, "simple-majority"), "secretariat").await;
+    let head = reply.records.last().unwrap().position;
+    assert!(head > receipt.position);
+    let receipt_file = directory.path().join("receipt.json");
+    std::fs::write(&receipt_file, receipt.to_json()).unwrap();
+
+    let checked = umlauf(&[
+        "receipt",
+        "verify",
+        path_str(&receipt_file),
+        "--log-key",
+        path_str(&vkey_file),
+        "--nats",
+        &nats_url(),
+        "--subject-root",
+        &unique,
+    ]);
+    assert_eq!(checked.code, 0, "{checked}");
+    assert!(checked.stdout.contains("only grown"), "{checked}");
+
+    // Once the relay has published everything, the streams verify and the watch has no alarm.
+    let mut status = server.relay_status();
+    status
+        .wait_for(|status| status.published >= head)
+        .await
+        .unwrap();
+    let streams = Streams {
+        js: async_nats::jetstream::new(client.nats().clone()),
+        subjects,
+        root: unique.clone(),
+        prefix: unique.to_uppercase(),
+    };
+    // The service's own log key, as it wrote it.
+    let stream_args = streams.stream_args();
+    let genesis = public_key("genesis");
+    let mut args = vec![
+        "audit",
+        "verify",
+        "--json",
+        "--genesis-key",
+        &genesis,
+        "--log-key",
+        vkey.trim(),
+    ];
+    args.extend(stream_args.iter().map(String::as_str));
+    let audit = umlauf(&args);
+    assert_eq!(audit.code, 0, "{audit}");
+    assert!(
+        audit.json["report"]["checkpoints_checked"]
+            .as_u64()
+            .unwrap()
+            >= 2,
+        "{audit}"
+    );
+    assert_eq!(audit.json["report"]["records"], head, "{audit}");
+    assert_eq!(
+        umlauf(&strs(&streams.watch_args(vkey.trim(), true))).code,
+        0
+    );
+    server.shutdown().await;
+    streams.delete().await;
+    scratch.cleanup().await;
+}
+
+// ---- JetStream ---------------------------------------------------------------------------------
+
+/// Where NATS is expected unless `UMLAUF_TEST_NATS_URL` says otherwise.
+const DEFAULT_NATS_URL: &str = "nats://127.0.0.1:4222";
+
+fn nats_url() -> String {
+    std::env::var("UMLAUF_TEST_NATS_URL").unwrap_or_else(|_| DEFAULT_NATS_URL.to_owned())
+}
+
+/// A deployment's log and checkpoint streams of their own on the real NATS server, filled as the
+/// relay fills them: one message per record in position order, one per checkpoint note.
+struct Streams {
+    js: async_nats::jetstream::Context,
+    subjects: umlauf_nats::Subjects,
+    root: String,
+    prefix: String,
+}
+
+impl Streams {
+    async fn publish(records: &[Vec<u8>], notes: &[String]) -> Self {
+        let url = nats_url();
+        let nats = async_nats::connect(&url).await.unwrap_or_else(|error| {
+            panic!(
+                "these tests need NATS with JetStream at {url} (set UMLAUF_TEST_NATS_URL): {error}"
+            )
+        });
+        let js = async_nats::jetstream::new(nats);
+        let unique = unique_schema();
+        let root = unique.replace('_', "");
+        let prefix = root.to_uppercase();
+        let subjects = umlauf_nats::Subjects::new(&root, &prefix);
+        umlauf_nats::streams::ensure_streams(
+            &js,
+            &subjects,
+            &umlauf_nats::streams::StreamSettings::default(),
+        )
+        .await
+        .unwrap();
+        for bytes in records {
+            let stream = Record::from_bytes(bytes).unwrap().stream;
+            js.publish(subjects.log_record(&stream), bytes.clone().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let streams = Self {
+            js,
+            subjects,
+            root,
+            prefix,
+        };
+        for note in notes {
+            streams.publish_checkpoint(note).await;
+        }
+        streams
+    }
+
+    async fn publish_checkpoint(&self, note: &str) {
+        self.js
+            .publish(self.subjects.checkpoints(), note.to_owned().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    fn stream_args(&self) -> Vec<String> {
+        vec![
+            "--nats".to_owned(),
+            nats_url(),
+            "--subject-root".to_owned(),
+            self.root.clone(),
+            "--stream-prefix".to_owned(),
+            self.prefix.clone(),
+        ]
+    }
+
+    /// `umlauf audit verify --json --nats …` with the anchors and `extra`.
+    fn verify(&self, extra: &[&str]) -> Run {
+        let stream_args = self.stream_args();
+        let anchors = anchor_args();
+        let mut args = vec!["audit", "verify", "--json"];
+        args.extend(stream_args.iter().map(String::as_str));
+        args.extend(anchors.iter().map(String::as_str));
+        args.extend(extra);
+        umlauf(&args)
+    }
+
+    fn watch_args(&self, vkey: &str, once: bool) -> Vec<String> {
+        let mut args = vec!["audit".to_owned(), "watch".to_owned()];
+        args.extend(self.stream_args());
+        args.extend(["--log-key".to_owned(), vkey.to_owned()]);
+        if once {
+            args.push("--once".to_owned());
+        }
+        args
+    }
+
+    async fn delete(&self) {
+        for name in [
+            self.subjects.log_stream(),
+            self.subjects.decisions_stream(),
+            self.subjects.checkpoints_stream(),
+        ] {
+            self.js.delete_stream(name).await.unwrap();
+        }
+    }
 }
 
 // ---- running the binary ------------------------------------------------------------------------
@@ -481,6 +990,10 @@ fn verify_bundle(bundle: &Path, extra: &[&str]) -> Run {
     args.extend(anchors.iter().map(String::as_str));
     args.extend(extra);
     umlauf(&args)
+}
+
+fn strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
 }
 
 fn path_str(path: &Path) -> &str {
@@ -586,8 +1099,10 @@ impl TestDb {
         }
     }
 
+    /// The store as the service opens it: signing a checkpoint for every committed batch.
     async fn open(&self) -> Store {
-        let mut options = StoreOptions::new(self.url.clone());
+        let mut options = StoreOptions::new(self.url.clone())
+            .checkpoints(CheckpointSigner::new(LOG.to_owned(), log_key()));
         options.schema.clone_from(&self.schema);
         Store::open_with(options).await.unwrap()
     }
@@ -624,6 +1139,18 @@ impl TestDb {
         umlauf(&args)
     }
 
+    /// Every record's bytes and every stored checkpoint note, in order.
+    async fn log_and_checkpoints(&self) -> (Vec<Vec<u8>>, Vec<String>) {
+        let store = self.open().await;
+        let records: Vec<_> = store.read_from(1).try_collect().await.unwrap();
+        let notes = store.checkpoints_from(0, 1000).await.unwrap();
+        store.close().await;
+        (
+            records.into_iter().map(|record| record.bytes).collect(),
+            notes.into_iter().map(|(_, note)| note).collect(),
+        )
+    }
+
     /// A connection of its own that can change history: the append-only triggers dropped
     /// (SQLite) or not firing for this session (PostgreSQL, as a superuser).
     async fn tamper(&self) -> Tampering {
@@ -635,7 +1162,9 @@ impl TestDb {
                     .unwrap();
                 sqlx::raw_sql(
                     "DROP TRIGGER log_records_refuse_update; \
-                     DROP TRIGGER log_records_refuse_delete;",
+                     DROP TRIGGER log_records_refuse_delete; \
+                     DROP TRIGGER merkle_subtrees_refuse_delete; \
+                     DROP TRIGGER checkpoints_refuse_delete;",
                 )
                 .execute(&mut connection)
                 .await
@@ -708,9 +1237,17 @@ impl Tampering {
     }
 
     /// Replaces the whole log with `records`, every column, the bytes and the leaf hash
-    /// consistent with each record, and moves the head to the last one: a careful forgery.
+    /// consistent with each record, and moves the head to the last one: a careful forgery. The
+    /// stored Merkle tree goes too (the store rebuilds it from the log when it next opens for
+    /// writing), and so do the stored checkpoints beyond the new log's end.
     async fn replace_log(&mut self, records: &[Record]) {
         self.execute("DELETE FROM log_records").await;
+        self.execute("DELETE FROM merkle_subtrees").await;
+        self.execute(&format!(
+            "DELETE FROM checkpoints WHERE size > {}",
+            records.len()
+        ))
+        .await;
         for record in records {
             let bytes = record.to_bytes();
             let position = i64::try_from(record.position).unwrap();
@@ -1102,6 +1639,8 @@ impl Writer {
                 stream,
                 expected_version,
                 events,
+                depends_on: Vec::new(),
+                expected_head: None,
                 recorded_at: now,
                 cause: Some(Self::cause(command)),
                 projection,

@@ -21,9 +21,11 @@ use umlauf_proof::dsse::Envelope;
 
 use crate::subjects::{SERVICE_NAME, Subjects};
 use crate::wire::{
-    BodyQuery, BodyView, CirculationQuery, CirculationsQuery, CirculationsReply, DecisionMessage,
-    ErrorReply, InboxQuery, KeysReply, SubmitReply,
+    BodyQuery, BodyView, CheckpointQuery, CheckpointReply, CirculationQuery, CirculationsQuery,
+    CirculationsReply, ConsistencyQuery, ConsistencyReply, DecisionMessage, ErrorReply, InboxQuery,
+    InclusionQuery, InclusionReply, KeysReply, SubmitReply, hashes_from_hex,
 };
+use umlauf_proof::merkle::Hash;
 
 /// How long a request waits for the service by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,6 +80,10 @@ pub enum ClientError {
     /// A JetStream operation failed.
     #[error("JetStream: {0}")]
     JetStream(String),
+    /// The receipts of an accepted command could not be checked, or do not verify with the
+    /// log key.
+    #[error("receipt: {0}")]
+    Receipt(String),
 }
 
 impl ClientError {
@@ -138,16 +144,28 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the NATS server at `url`, within `connect_timeout`.
+    /// Connects to the NATS server at `url` (or the comma-separated servers it lists), within
+    /// `connect_timeout`.
     pub async fn connect(
         url: &str,
         subjects: Subjects,
         connect_timeout: Duration,
     ) -> Result<Client, ClientError> {
-        let nats = async_nats::ConnectOptions::new()
+        Client::connect_with(url, None, subjects, connect_timeout).await
+    }
+
+    /// Connects as [`Client::connect`] does, authenticating with a NATS credentials file when one
+    /// is given.
+    pub async fn connect_with(
+        url: &str,
+        credentials: Option<&std::path::Path>,
+        subjects: Subjects,
+        connect_timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        let options = async_nats::ConnectOptions::new()
             .name("umlauf client")
-            .connection_timeout(connect_timeout)
-            .connect(url)
+            .connection_timeout(connect_timeout);
+        let nats = crate::connect::connect(options, url, credentials)
             .await
             .map_err(|error| ClientError::Connect {
                 url: url.to_owned(),
@@ -290,6 +308,43 @@ impl Client {
             .query("keys", &BodyQuery { body: body.clone() })
             .await?;
         Ok(reply.keys)
+    }
+
+    /// The signed checkpoint note for tree size `size`, or the newest one.
+    pub async fn checkpoint(&self, size: Option<u64>) -> Result<String, ClientError> {
+        let reply: CheckpointReply = self.query("checkpoint", &CheckpointQuery { size }).await?;
+        Ok(reply.checkpoint)
+    }
+
+    /// The inclusion proof of the record at `position` in the tree of the first `size` records.
+    pub async fn inclusion_proof(
+        &self,
+        position: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, ClientError> {
+        let reply: InclusionReply = self
+            .query("inclusion", &InclusionQuery { position, size })
+            .await?;
+        self.hashes("inclusion", &reply.proof)
+    }
+
+    /// The consistency proof from the tree of `old_size` records to that of `new_size`.
+    pub async fn consistency_proof(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<Vec<Hash>, ClientError> {
+        let reply: ConsistencyReply = self
+            .query("consistency", &ConsistencyQuery { old_size, new_size })
+            .await?;
+        self.hashes("consistency", &reply.proof)
+    }
+
+    fn hashes(&self, query: &str, hashes: &[String]) -> Result<Vec<Hash>, ClientError> {
+        hashes_from_hex(hashes).ok_or_else(|| ClientError::BadReply {
+            subject: self.subjects.query(query),
+            detail: "a proof hash is not 64 hex digits".into(),
+        })
     }
 
     /// The body: name, members, groups, weight tables, presets.
@@ -506,13 +561,13 @@ mod tests {
         let first = br#"{"position":7,"stream":"body/it-planungsrat","version":3,"type":"MemberRetired","schema":1,"recorded_at":"2026-03-02T09:00:00Z","data":{"member":"DE-SL"}}"#;
         let second = br#"{"position":8,"stream":"body/it-planungsrat","version":4,"type":"MemberRetired","schema":1,"recorded_at":"2026-03-02T09:00:00Z","data":{"member":"DE-HB"}}"#;
         let reply = format!(
-            r#"{{"command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10","duplicate":false,"records":["{}","{}"]}}"#,
+            r#"{{"command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10","duplicate":false,"records":["{}","{}"],"receipts":[]}}"#,
             encode_base64(first),
             encode_base64(second)
         );
         let submitted = Submitted::from_json(reply.as_bytes()).unwrap();
         assert_eq!(submitted.positions(), vec![7, 8]);
         assert!(!submitted.duplicate());
-        assert!(Submitted::from_json(br#"{"command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10","duplicate":false,"records":["!"]}"#).is_err());
+        assert!(Submitted::from_json(br#"{"command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10","duplicate":false,"records":["!"],"receipts":[]}"#).is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! - [`streams`]: creates or updates the log, decisions and checkpoints streams.
 //! - [`service`]: the NATS service `umlauf` (services API), generic over a [`service::Handler`]
 //!   the server implements.
+//! - [`connect`]: connects to a list of servers (a cluster's nodes) with a user's credentials.
 //! - [`relay`]: publishes every log record to the log stream (stream sequence = log position)
 //!   and every decision to the decisions stream, generic over a [`relay::LogSource`].
 //!
@@ -15,6 +16,7 @@
 //! server implements with its command pipeline.
 
 pub mod client;
+pub mod connect;
 pub mod relay;
 pub mod service;
 pub mod streams;

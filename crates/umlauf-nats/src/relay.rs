@@ -14,11 +14,22 @@
 //! second deployment on the same stream names). Then it stops publishing for good, logs an
 //! alarm, and reports [`RelayState::Forked`]: it never publishes a fork.
 //!
-//! After each `CirculationClosed` record the relay publishes a [`DecisionMessage`] with message id
-//! = the record's position, so re-publishing it after an outage is de-duplicated.
+//! Checkpoints follow the records: every signed checkpoint the log stores is published on the
+//! checkpoints stream in ascending size order, message id = the size, once every record it
+//! covers is in the log stream.
+//!
+//! Decisions are derived from the log: after each `CirculationClosed` record the relay publishes
+//! a [`DecisionMessage`] with message id = the record's position, and only then the records after
+//! it. Publishing them is resumable and idempotent beyond JetStream's duplicate window: whenever
+//! the relay (re)joins the log stream it reads the position of the newest decision the decisions
+//! stream holds and publishes the decisions of the closing records after it, up to the log
+//! stream's last message, so a relay that stopped between a closing record and its decision (or
+//! a decisions stream that lost messages) is made whole, and a decision already there is never
+//! sent twice, however long the outage.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::context::PublishErrorKind;
@@ -74,6 +85,14 @@ pub trait LogSource: Send + Sync + 'static {
         &self,
         circulation: CirculationId,
     ) -> impl Future<Output = Result<Option<DecisionContext>, Self::Error>> + Send;
+
+    /// Up to `limit` signed checkpoints with tree sizes from `size` on, ascending:
+    /// `(size, note)`.
+    fn checkpoints_from(
+        &self,
+        size: u64,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(u64, String)>, Self::Error>> + Send;
 }
 
 /// What the relay is doing.
@@ -181,6 +200,8 @@ impl Relay {
             wake: Arc::clone(&wake),
             status: status_sender,
             stopping,
+            decisions_checked: AtomicU64::new(0),
+            checkpoints_published: AtomicU64::new(UNKNOWN),
         };
         let task = tokio::spawn(worker.run());
         Self {
@@ -238,7 +259,14 @@ struct Worker<S> {
     wake: Arc<Notify>,
     status: watch::Sender<RelayStatus>,
     stopping: watch::Receiver<bool>,
+    /// Every closing record up to this position is known to have its decision in the stream.
+    decisions_checked: AtomicU64,
+    /// The newest checkpoint size in the checkpoints stream, or [`UNKNOWN`].
+    checkpoints_published: AtomicU64,
 }
+
+/// Not known yet: read it from the stream.
+const UNKNOWN: u64 = u64::MAX;
 
 impl<S: LogSource> Worker<S> {
     async fn run(mut self) {
@@ -256,7 +284,10 @@ impl<S: LogSource> Worker<S> {
                     None => self.resync().await?,
                 };
                 next = Some(from);
-                self.publish_from(from, &mut next).await
+                let caught_up = self.publish_from(from, &mut next).await?;
+                let published = self.status.borrow().published;
+                self.publish_checkpoints(published).await?;
+                Ok(caught_up)
             };
             let outcome = match flush_deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, pass).await {
@@ -389,8 +420,160 @@ impl<S: LogSource> Worker<S> {
         let entry = self.entry_at(last).await?;
         self.verify(&stream, &entry).await?;
         self.set_published(last);
-        self.publish_decision(&entry).await?;
+        self.complete_decisions(last).await?;
         Ok(last + 1)
+    }
+
+    /// Publishes the decision of every closing record up to `last` (the log stream's last
+    /// sequence) that the decisions stream does not hold yet: those after its newest decision.
+    async fn complete_decisions(&self, last: u64) -> Result<(), Interruption> {
+        let decided = self.newest_decision().await?;
+        let checked = self.decisions_checked.load(Ordering::Relaxed);
+        let mut from = decided.max(checked) + 1;
+        while from <= last {
+            let limit = usize::try_from(last - from + 1)
+                .unwrap_or(usize::MAX)
+                .min(self.options.batch.max(1));
+            let entries = self
+                .source
+                .read_from(from, limit)
+                .await
+                .map_err(unavailable)?;
+            let Some(newest) = entries.last().map(|entry| entry.position) else {
+                break;
+            };
+            for entry in entries.iter().filter(|entry| entry.position <= last) {
+                self.publish_decision(entry).await?;
+            }
+            from = newest + 1;
+        }
+        self.decisions_checked.fetch_max(last, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Publishes the stored checkpoints up to tree size `up_to` (never one whose records are
+    /// not all in the log stream) that the checkpoints stream does not hold yet, in ascending
+    /// size order: message id = the size, and the previous size as the expected last message
+    /// id, so the stream holds each checkpoint once and in order, whichever relay publishes it.
+    async fn publish_checkpoints(&self, up_to: u64) -> Result<(), Interruption> {
+        let mut last = match self.checkpoints_published.load(Ordering::Relaxed) {
+            UNKNOWN => self.newest_checkpoint().await?,
+            known => known,
+        };
+        loop {
+            let notes = self
+                .source
+                .checkpoints_from(last + 1, self.options.batch.max(1))
+                .await
+                .map_err(unavailable)?;
+            let notes: Vec<_> = notes
+                .into_iter()
+                .filter(|(size, _)| *size <= up_to)
+                .collect();
+            if notes.is_empty() {
+                return Ok(());
+            }
+            for (size, note) in notes {
+                let mut message = PublishMessage::build()
+                    .payload(note.into_bytes().into())
+                    .message_id(size.to_string());
+                message = if last == 0 {
+                    message.expected_last_sequence(0)
+                } else {
+                    message.expected_last_message_id(last.to_string())
+                };
+                let ack = self
+                    .jetstream
+                    .send_publish(self.subjects.checkpoints(), message)
+                    .await
+                    .map_err(unavailable)?
+                    .await;
+                match ack {
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            PublishErrorKind::WrongLastMessageId
+                                | PublishErrorKind::WrongLastSequence
+                        ) =>
+                    {
+                        // Another relay published meanwhile: find where the stream is.
+                        self.checkpoints_published.store(UNKNOWN, Ordering::Relaxed);
+                        return Ok(());
+                    }
+                    Err(error) => {
+                        self.checkpoints_published.store(UNKNOWN, Ordering::Relaxed);
+                        return Err(unavailable(error));
+                    }
+                }
+                last = size;
+                self.checkpoints_published.store(last, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The newest message of the stream `name` with its sequence; `None` if the stream is empty.
+    async fn last_message(
+        &self,
+        name: &str,
+    ) -> Result<Option<(u64, async_nats::jetstream::message::StreamMessage)>, Interruption> {
+        let mut stream = self.jetstream.get_stream(name).await.map_err(unavailable)?;
+        let last = stream
+            .info()
+            .await
+            .map_err(unavailable)?
+            .state
+            .last_sequence;
+        if last == 0 {
+            return Ok(None);
+        }
+        let message = stream.get_raw_message(last).await.map_err(unavailable)?;
+        Ok(Some((last, message)))
+    }
+
+    /// The tree size of the newest checkpoint in the checkpoints stream; 0 if it holds none.
+    async fn newest_checkpoint(&self) -> Result<u64, Interruption> {
+        let Some((last, message)) = self
+            .last_message(self.subjects.checkpoints_stream())
+            .await?
+        else {
+            return Ok(0);
+        };
+        message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .and_then(|id| id.as_str().parse::<u64>().ok())
+            .ok_or_else(|| {
+                unavailable(format!(
+                    "the checkpoints stream's message {last} names no tree size"
+                ))
+            })
+    }
+
+    /// The log position of the newest decision in the decisions stream; 0 if it holds none.
+    async fn newest_decision(&self) -> Result<u64, Interruption> {
+        #[derive(serde::Deserialize)]
+        struct Position {
+            position: u64,
+        }
+        let Some((last, message)) = self.last_message(self.subjects.decisions_stream()).await?
+        else {
+            return Ok(0);
+        };
+        let from_id = message
+            .headers
+            .get(async_nats::header::NATS_MESSAGE_ID)
+            .and_then(|id| id.as_str().parse::<u64>().ok());
+        match from_id {
+            Some(position) => Ok(position),
+            None => serde_json::from_slice::<Position>(&message.payload)
+                .map(|decision| decision.position)
+                .map_err(|error| {
+                    unavailable(format!(
+                        "the decisions stream's message {last} names no position: {error}"
+                    ))
+                }),
+        }
     }
 
     async fn entry_at(&self, position: u64) -> Result<LogEntry, Interruption> {

@@ -34,17 +34,26 @@ pub enum Endpoint {
     Keys,
     /// `<root>.v1.query.body`.
     Body,
+    /// `<root>.v1.query.checkpoint`.
+    Checkpoint,
+    /// `<root>.v1.query.inclusion`.
+    Inclusion,
+    /// `<root>.v1.query.consistency`.
+    Consistency,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 9] = [
         Self::Submit,
         Self::Circulation,
         Self::Circulations,
         Self::Inbox,
         Self::Keys,
         Self::Body,
+        Self::Checkpoint,
+        Self::Inclusion,
+        Self::Consistency,
     ];
 
     /// The endpoint's subject below `<root>.v1.`, e.g. `query.inbox`.
@@ -56,6 +65,9 @@ impl Endpoint {
             Self::Inbox => "query.inbox",
             Self::Keys => "query.keys",
             Self::Body => "query.body",
+            Self::Checkpoint => "query.checkpoint",
+            Self::Inclusion => "query.inclusion",
+            Self::Consistency => "query.consistency",
         }
     }
 
@@ -68,6 +80,9 @@ impl Endpoint {
             Self::Inbox => "query-inbox",
             Self::Keys => "query-keys",
             Self::Body => "query-body",
+            Self::Checkpoint => "query-checkpoint",
+            Self::Inclusion => "query-inclusion",
+            Self::Consistency => "query-consistency",
         }
     }
 }

@@ -79,6 +79,44 @@ pub fn checkpoints_stream_config(subjects: &Subjects, settings: &StreamSettings)
     }
 }
 
+/// The configuration of the reminders stream. Reminders are published with the message id
+/// `<circulation>:<member>:<deadline>`, so `duplicate_window` (at least the time before the
+/// deadline that reminders are sent) makes each one stored once, from whichever replica and
+/// however often it is tried; they are kept for twice that window.
+pub fn reminders_stream_config(
+    subjects: &Subjects,
+    settings: &StreamSettings,
+    duplicate_window: Duration,
+) -> stream::Config {
+    stream::Config {
+        name: subjects.reminders_stream(),
+        description: Some("umlauf reminders: one message per member and circulation".into()),
+        subjects: vec![subjects.reminders_all()],
+        duplicate_window,
+        max_age: duplicate_window.saturating_mul(2),
+        ..durable(settings)
+    }
+}
+
+/// Creates the reminders stream, or updates its settings where it exists.
+pub async fn ensure_reminders_stream(
+    jetstream: &jetstream::Context,
+    subjects: &Subjects,
+    settings: &StreamSettings,
+    duplicate_window: Duration,
+) -> Result<(), StreamsError> {
+    let config = reminders_stream_config(subjects, settings, duplicate_window);
+    let name = config.name.clone();
+    jetstream
+        .create_or_update_stream(config)
+        .await
+        .map(drop)
+        .map_err(|source| StreamsError {
+            stream: name,
+            source,
+        })
+}
+
 /// What every stream shares: file storage, no deletion or purging, kept forever.
 fn durable(settings: &StreamSettings) -> stream::Config {
     stream::Config {

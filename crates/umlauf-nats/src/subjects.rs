@@ -107,6 +107,20 @@ impl Subjects {
     pub fn checkpoints_stream(&self) -> &str {
         &self.checkpoints_stream
     }
+
+    /// Every member's reminders: `<root>.v1.reminders.>`.
+    pub fn reminders_all(&self) -> String {
+        format!("{}.reminders.>", self.prefix())
+    }
+
+    /// The JetStream stream holding the reminders: `<stream_prefix>_REMINDERS`.
+    pub fn reminders_stream(&self) -> String {
+        let prefix = self
+            .log_stream
+            .strip_suffix("_LOG")
+            .unwrap_or(&self.log_stream);
+        format!("{prefix}_REMINDERS")
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use umlauf_domain::event::{CloseTrigger, Decision, FinalAnswer};
 use umlauf_domain::ids::{BodyId, CirculationId, CommandId, GroupId, MemberId, TableName};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
 use umlauf_domain::rule::{Preset, PresetParams, Tally};
+use umlauf_proof::merkle::Hash;
+use umlauf_proof::receipt::Receipt;
 
 /// The header holding an error reply's `<code>: <message>` (services API).
 pub const ERROR_HEADER: &str = async_nats::service::NATS_SERVICE_ERROR;
@@ -39,14 +41,18 @@ pub struct SubmitReply {
     pub duplicate: bool,
     /// Each record the command caused, as standard base64 of its exact bytes, in position order.
     pub records: Vec<String>,
+    /// One receipt per record, in the same order: its position, leaf hash, a signed checkpoint
+    /// including it and the inclusion proof. For a duplicate, against the newest checkpoint.
+    pub receipts: Vec<Receipt>,
 }
 
 impl SubmitReply {
-    /// A reply carrying these records' bytes.
+    /// A reply carrying these records' bytes and their receipts.
     pub fn new<'a>(
         command_id: CommandId,
         duplicate: bool,
         records: impl IntoIterator<Item = &'a [u8]>,
+        receipts: Vec<Receipt>,
     ) -> Self {
         Self {
             command_id,
@@ -55,6 +61,7 @@ impl SubmitReply {
                 .into_iter()
                 .map(|bytes| STANDARD.encode(bytes))
                 .collect(),
+            receipts,
         }
     }
 
@@ -65,6 +72,129 @@ impl SubmitReply {
             .map(|record| STANDARD.decode(record))
             .collect()
     }
+
+    /// Verifies every receipt with the log key: one per record, each for its record's bytes.
+    /// Returns the checkpoint of the last receipt.
+    pub fn verify_receipts(
+        &self,
+        log_key: &umlauf_proof::note::NoteVerifier,
+    ) -> Result<umlauf_proof::checkpoint::Checkpoint, ReceiptError> {
+        let records = self
+            .record_bytes()
+            .map_err(|error| ReceiptError::Malformed(error.to_string()))?;
+        if records.len() != self.receipts.len() || records.is_empty() {
+            return Err(ReceiptError::Malformed(format!(
+                "{} records but {} receipts",
+                records.len(),
+                self.receipts.len()
+            )));
+        }
+        let mut last = None;
+        for (record, receipt) in records.iter().zip(&self.receipts) {
+            let position = receipt.position;
+            last = Some(
+                receipt
+                    .verify(Some(record), log_key)
+                    .map_err(|source| ReceiptError::Invalid { position, source })?,
+            );
+        }
+        last.ok_or_else(|| ReceiptError::Malformed("no receipts".into()))
+    }
+}
+
+/// Why the receipts of a reply do not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiptError {
+    /// The reply does not carry one receipt per record.
+    #[error("the reply's receipts are malformed: {0}")]
+    Malformed(String),
+    /// A receipt does not verify with the log key.
+    #[error("the receipt of the record at position {position} does not verify: {source}")]
+    Invalid {
+        /// The record's position, as the receipt names it.
+        position: u64,
+        /// What failed.
+        #[source]
+        source: umlauf_proof::ProofError,
+    },
+}
+
+/// `query.checkpoint`: the newest signed checkpoint, or the one for tree size `size`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointQuery {
+    /// The tree size; the newest checkpoint if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+/// The answer to `query.checkpoint`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointReply {
+    /// The signed checkpoint note, exactly as signed.
+    pub checkpoint: String,
+}
+
+/// `query.inclusion`: the inclusion proof of the record at `position` in the tree of `size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionQuery {
+    /// The record's position, from 1.
+    pub position: u64,
+    /// The tree size.
+    pub size: u64,
+}
+
+/// The answer to `query.inclusion`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InclusionReply {
+    /// The record's position.
+    pub position: u64,
+    /// The tree size.
+    pub size: u64,
+    /// The RFC 6962 audit path, from the leaf up, as 64 lowercase hex digits each.
+    pub proof: Vec<String>,
+}
+
+/// `query.consistency`: the consistency proof from the tree of `old_size` to that of `new_size`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyQuery {
+    /// The older tree size.
+    pub old_size: u64,
+    /// The newer tree size.
+    pub new_size: u64,
+}
+
+/// The answer to `query.consistency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyReply {
+    /// The older tree size.
+    pub old_size: u64,
+    /// The newer tree size.
+    pub new_size: u64,
+    /// The RFC 6962 consistency proof, as 64 lowercase hex digits each.
+    pub proof: Vec<String>,
+}
+
+/// Hashes as they travel: 64 lowercase hex digits each.
+pub fn hashes_to_hex(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// Hashes from 64 hex digits each; `None` if any is not a hash.
+pub fn hashes_from_hex(hashes: &[String]) -> Option<Vec<Hash>> {
+    hashes
+        .iter()
+        .map(|text| {
+            let mut hash = [0_u8; 32];
+            hex::decode_to_slice(text, &mut hash).ok()?;
+            Some(hash)
+        })
+        .collect()
 }
 
 /// A refusal as it travels: an HTTP-like status in `Nats-Service-Error-Code`, and
@@ -277,7 +407,7 @@ mod tests {
     #[test]
     fn submit_replies_carry_exact_bytes() {
         let id = CommandId("0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10".parse().unwrap());
-        let reply = SubmitReply::new(id, false, [b"{\"a\":1}".as_slice()]);
+        let reply = SubmitReply::new(id, false, [b"{\"a\":1}".as_slice()], Vec::new());
         assert_eq!(reply.records, ["eyJhIjoxfQ=="]);
         assert_eq!(reply.record_bytes().unwrap(), [b"{\"a\":1}".to_vec()]);
     }

@@ -53,11 +53,17 @@ pub struct Config {
     pub database_schema: Option<String>,
     /// The size of the database connection pool.
     pub database_max_connections: u32,
-    /// The NATS server(s) to connect to.
+    /// The NATS server(s) to connect to: one URL, or a comma-separated list of a cluster's
+    /// nodes.
     pub nats_url: String,
+    /// A NATS credentials file (`.creds`) to authenticate with; none: connect without.
+    pub nats_credentials: Option<PathBuf>,
     /// The log's Ed25519 private key, PKCS#8 PEM; created (mode 0600) on first start if missing.
     /// Every replica of a deployment is given the same file.
     pub log_key_file: PathBuf,
+    /// The log's origin: the name in its checkpoints and of its key (C2SP). Replicas of one
+    /// log share it.
+    pub log_origin: String,
     /// The deployment's genesis keys, standard base64 of raw Ed25519 public keys. None: trust on
     /// first use (the first constitution's key becomes the genesis key).
     pub genesis_keys: Vec<String>,
@@ -67,7 +73,8 @@ pub struct Config {
     pub stream_prefix: String,
     /// Replicas of each JetStream stream (3 in a cluster of three).
     pub stream_replicas: usize,
-    /// The largest envelope accepted, in bytes.
+    /// The largest envelope accepted, in bytes; lowered at start if the NATS server's
+    /// `max_payload` could not carry the records and replies of envelopes this large.
     pub max_envelope_bytes: usize,
     /// How far a command's `issued_at` may be from the service's clock, in seconds.
     pub clock_skew_seconds: u64,
@@ -78,6 +85,12 @@ pub struct Config {
     pub deadline_check_ms: u64,
     /// How often the relay looks for records appended by other replicas, in milliseconds.
     pub relay_poll_ms: u64,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (`IP:port`; port 0 picks one);
+    /// empty: not served.
+    pub ops_address: String,
+    /// How long before the deadline electors who have not answered are reminded (`24h`, `90m`,
+    /// `2d`, or seconds); `0` or empty: no reminders.
+    pub reminder_before: String,
 }
 
 impl Default for Config {
@@ -87,16 +100,20 @@ impl Default for Config {
             database_schema: None,
             database_max_connections: 16,
             nats_url: "nats://127.0.0.1:4222".into(),
+            nats_credentials: None,
             log_key_file: PathBuf::from("./data/log-key.pem"),
+            log_origin: "umlauf.localhost/log".into(),
             genesis_keys: Vec::new(),
             subject_root: "umlauf".into(),
             stream_prefix: "UMLAUF".into(),
             stream_replicas: 1,
-            max_envelope_bytes: 512 * 1024,
+            max_envelope_bytes: 384 * 1024,
             clock_skew_seconds: 300,
             log_format: LogFormat::Human,
             deadline_check_ms: 1_000,
             relay_poll_ms: 1_000,
+            ops_address: "127.0.0.1:9464".into(),
+            reminder_before: "24h".into(),
         }
     }
 }
@@ -198,7 +215,12 @@ impl Config {
                 self.database_max_connections = number("UMLAUF_DATABASE_MAX_CONNECTIONS", &value)?;
             }
             "NATS_URL" => self.nats_url = value,
+            "NATS_CREDENTIALS" => {
+                self.nats_credentials =
+                    Some(PathBuf::from(value)).filter(|path| !path.as_os_str().is_empty());
+            }
             "LOG_KEY_FILE" => self.log_key_file = PathBuf::from(value),
+            "LOG_ORIGIN" => self.log_origin = value,
             "GENESIS_KEYS" => {
                 self.genesis_keys = value
                     .split(',')
@@ -221,6 +243,8 @@ impl Config {
                 self.deadline_check_ms = number("UMLAUF_DEADLINE_CHECK_MS", &value)?;
             }
             "RELAY_POLL_MS" => self.relay_poll_ms = number("UMLAUF_RELAY_POLL_MS", &value)?,
+            "OPS_ADDRESS" => self.ops_address = value,
+            "REMINDER_BEFORE" => self.reminder_before = value,
             _ => {}
         }
         Ok(())
@@ -244,7 +268,25 @@ impl Config {
             }
         };
         token("subject_root", &self.subject_root)?;
+        if self.log_origin.is_empty()
+            || !self
+                .log_origin
+                .chars()
+                .all(|c| c.is_ascii_graphic() && c != '+')
+        {
+            return Err(ConfigError::Invalid {
+                key: "log_origin",
+                detail: format!(
+                    "{:?} must be non-empty printable ASCII without spaces or '+'",
+                    self.log_origin
+                ),
+            });
+        }
         token("stream_prefix", &self.stream_prefix)?;
+        umlauf_nats::connect::servers(&self.nats_url).map_err(|error| ConfigError::Invalid {
+            key: "nats_url",
+            detail: error.to_string(),
+        })?;
         if self.database_max_connections < 2 {
             return Err(ConfigError::Invalid {
                 key: "database_max_connections",
@@ -269,6 +311,8 @@ impl Config {
                 detail: "intervals must be positive".into(),
             });
         }
+        self.ops_socket_address()?;
+        self.reminder_before_duration()?;
         self.genesis_verifying_keys().map(drop)
     }
 
@@ -289,9 +333,37 @@ impl Config {
             .collect()
     }
 
+    /// Where the log's verifier key is written: the log key file's path with the extension
+    /// `.vkey`.
+    pub fn log_vkey_file(&self) -> PathBuf {
+        self.log_key_file.with_extension("vkey")
+    }
+
     /// [`Config::deadline_check_ms`] as a duration.
     pub fn deadline_check_interval(&self) -> Duration {
         Duration::from_millis(self.deadline_check_ms)
+    }
+
+    /// [`Config::ops_address`] parsed; `None` when empty (no operations endpoint).
+    pub fn ops_socket_address(&self) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        let address = self.ops_address.trim();
+        if address.is_empty() {
+            return Ok(None);
+        }
+        address.parse().map(Some).map_err(|_| ConfigError::Invalid {
+            key: "ops_address",
+            detail: format!("{address:?} is not IP:port (e.g. 127.0.0.1:9464), nor empty"),
+        })
+    }
+
+    /// [`Config::reminder_before`] as a duration; `None` when reminders are off.
+    pub fn reminder_before_duration(&self) -> Result<Option<Duration>, ConfigError> {
+        crate::reminders::parse_before(&self.reminder_before).map_err(|detail| {
+            ConfigError::Invalid {
+                key: "reminder_before",
+                detail,
+            }
+        })
     }
 
     /// [`Config::relay_poll_ms`] as a duration.
@@ -316,7 +388,7 @@ mod tests {
         let config = Config::from_sources(None, env(&[])).unwrap();
         assert_eq!(config, Config::default());
         assert_eq!(config.database_url, "sqlite://./data/umlauf.db");
-        assert_eq!(config.max_envelope_bytes, 524_288);
+        assert_eq!(config.max_envelope_bytes, 393_216);
     }
 
     #[test]
@@ -329,9 +401,14 @@ mod tests {
                 ("UMLAUF_SUBJECT_ROOT", "b"),
                 ("UMLAUF_TEST_DATABASE_URL", "ignored"),
                 ("UMLAUF_LOG_FORMAT", "json"),
+                ("UMLAUF_NATS_CREDENTIALS", "/etc/umlauf/service.creds"),
             ]),
         )
         .unwrap();
+        assert_eq!(
+            config.nats_credentials.as_deref(),
+            Some(Path::new("/etc/umlauf/service.creds"))
+        );
         assert_eq!(config.nats_url, "nats://10.0.0.1:4222");
         assert_eq!(config.subject_root, "b");
         assert_eq!(config.clock_skew_seconds, 60);
@@ -341,12 +418,17 @@ mod tests {
     #[test]
     fn bad_values_are_refused_with_their_key() {
         type Case<'a> = (Option<&'a str>, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case<'_>; 5] = [
+        let cases: [Case<'_>; 6] = [
             (Some("unknown_key = 1"), &[], "unknown field"),
             (None, &[("UMLAUF_SUBJECT_ROOT", "a.b")], "subject_root"),
             (None, &[("UMLAUF_CLOCK_SKEW_SECONDS", "x")], "CLOCK_SKEW"),
             (None, &[("UMLAUF_GENESIS_KEYS", "nope")], "genesis_keys"),
             (None, &[("UMLAUF_LOG_FORMAT", "xml")], "log_format"),
+            (
+                None,
+                &[("UMLAUF_NATS_URL", "nats://a:1,http://b:2")],
+                "nats_url",
+            ),
         ];
         for (file, vars, expected) in cases {
             let error =

@@ -122,4 +122,16 @@ impl Directory {
     pub(crate) async fn first_genesis(&self) -> Option<PublicKey> {
         self.folded.lock().await.first_genesis
     }
+
+    /// Every open circulation as folded.
+    pub(crate) async fn open_circulations(&self) -> Vec<Arc<Circulation>> {
+        self.folded
+            .lock()
+            .await
+            .circulations
+            .values()
+            .filter(|circulation| circulation.is_open())
+            .cloned()
+            .collect()
+    }
 }

@@ -1,8 +1,8 @@
 //! Why a request is refused, and the one place where typed errors become wire codes.
 //!
 //! [`RequestError::to_reply`] maps every refusal to its stable code (the domain's, the proof
-//! crate's and the store's own codes, plus `too_large`, `clock_skew`, `invalid_query`, `busy` and
-//! `internal`) and an HTTP-like status. Failures of the service itself are logged here with their
+//! crate's and the store's own codes, plus `too_large`, `clock_skew`, `invalid_query`,
+//! `not_found`, `busy` and `internal`) and an HTTP-like status. Failures of the service itself are logged here with their
 //! detail and reach the caller only as `internal`, never with their text.
 
 use chrono::{DateTime, Utc};
@@ -46,6 +46,9 @@ pub enum RequestError {
     /// A query's JSON is not a valid query.
     #[error("invalid query: {0}")]
     InvalidQuery(String),
+    /// What a query asks for does not exist (a checkpoint for a size never signed).
+    #[error("{0}")]
+    NotFound(String),
     /// Concurrent appends kept winning; the command was not recorded.
     #[error("the service is busy; try again")]
     Busy,
@@ -62,14 +65,17 @@ impl RequestError {
             Self::Proof(error) => error.code(),
             Self::Domain(DomainError::InvalidEvent { .. }) => "internal",
             Self::Domain(error) => error.code(),
-            Self::Store(StoreError::CommandIdReused { .. } | StoreError::RecordTooLarge { .. }) => {
-                self.store_code()
-            }
+            Self::Store(
+                StoreError::CommandIdReused { .. }
+                | StoreError::RecordTooLarge { .. }
+                | StoreError::OutOfRange(_),
+            ) => self.store_code(),
             Self::Store(StoreError::Conflict { .. } | StoreError::ClockBehind { .. })
             | Self::Busy => "busy",
             Self::Store(_) | Self::Internal(_) => "internal",
             Self::ClockSkew { .. } => "clock_skew",
             Self::InvalidQuery(_) => "invalid_query",
+            Self::NotFound(_) => "not_found",
         }
     }
 
@@ -93,10 +99,12 @@ impl RequestError {
             Self::Store(error) => match error {
                 StoreError::CommandIdReused { .. } => 409,
                 StoreError::RecordTooLarge { .. } => 413,
+                StoreError::OutOfRange(_) => 400,
                 StoreError::Conflict { .. } | StoreError::ClockBehind { .. } => 503,
                 _ => 500,
             },
             Self::ClockSkew { .. } | Self::InvalidQuery(_) => 400,
+            Self::NotFound(_) => 404,
             Self::Busy => 503,
             Self::Internal(_) => 500,
         }

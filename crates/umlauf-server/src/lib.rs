@@ -13,9 +13,13 @@
 mod config;
 mod directory;
 mod error;
+mod limits;
 mod log_key;
 mod log_source;
+mod metrics;
+mod ops;
 mod pipeline;
+mod reminders;
 mod scheduler;
 
 use std::sync::Arc;
@@ -27,8 +31,9 @@ use umlauf_nats::Subjects;
 use umlauf_nats::relay::{Relay, RelayOptions, RelayStatus};
 use umlauf_nats::service::{RunningService, ServiceOptions};
 use umlauf_nats::streams::{StreamSettings, StreamsError, ensure_streams};
+use umlauf_proof::note::NoteVerifier;
 use umlauf_proof::{SigningKey, VerifyingKey};
-use umlauf_store::{Store, StoreError, StoreOptions};
+use umlauf_store::{CheckpointSigner, Store, StoreError, StoreOptions};
 
 pub use config::{Config, ConfigError, ENV_PREFIX, LogFormat};
 pub use error::RequestError;
@@ -51,14 +56,8 @@ pub enum StartError {
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
     /// NATS cannot be reached.
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Nats {
-        /// The URL.
-        url: String,
-        /// Why.
-        #[source]
-        source: async_nats::ConnectError,
-    },
+    #[error(transparent)]
+    Nats(#[from] umlauf_nats::connect::ConnectError),
     /// The JetStream streams cannot be set up.
     #[error(transparent)]
     Streams(#[from] StreamsError),
@@ -78,6 +77,8 @@ pub struct Server {
     scheduler: JoinHandle<()>,
     stop_scheduler: watch::Sender<bool>,
     log_key: SigningKey,
+    log_verifier: NoteVerifier,
+    operations: ops::Operations,
 }
 
 impl Server {
@@ -87,10 +88,46 @@ impl Server {
         let genesis = config.genesis_verifying_keys()?;
         let log_key = log_key::load_or_create(&config.log_key_file)?;
 
+        let options = async_nats::ConnectOptions::new()
+            .name("umlauf serve")
+            .reconnect_delay_callback(|attempts| {
+                let attempts = u64::try_from(attempts).unwrap_or(u64::MAX);
+                Duration::from_millis(attempts.saturating_mul(100).min(2_000))
+            });
+        let client = umlauf_nats::connect::connect(
+            options,
+            &config.nats_url,
+            config.nats_credentials.as_deref(),
+        )
+        .await?;
+        let max_payload = client.server_info().max_payload;
+        let limits = limits::limits(config.max_envelope_bytes, max_payload)?;
+        if limits.capped {
+            tracing::warn!(
+                configured = config.max_envelope_bytes,
+                max_envelope_bytes = limits.max_envelope_bytes,
+                max_payload,
+                "max_envelope_bytes is lowered so that every record and reply fits in one message \
+                 of this NATS server (max_payload); raise max_payload in its configuration to \
+                 accept larger envelopes"
+            );
+        }
+
         let mut options = StoreOptions::new(config.database_url.clone());
         options.schema.clone_from(&config.database_schema);
         options.max_connections = config.database_max_connections;
+        options.max_record_bytes = limits.max_record_bytes;
+        let signer = CheckpointSigner::new(config.log_origin.clone(), log_key.clone());
+        let log_verifier = signer.verifier()?;
+        options.checkpoints = Some(signer);
         let store = Store::open_with(options).await?;
+        let vkey_file = config.log_vkey_file();
+        log_key::write_vkey(&vkey_file, &log_verifier)?;
+        tracing::info!(
+            log_key = %log_verifier,
+            file = %vkey_file.display(),
+            "the log's verifier key (give it to auditors and clients: umlauf --log-key)"
+        );
 
         let directory = Directory::default();
         let head = store.head().await?;
@@ -109,18 +146,6 @@ impl Server {
             }
         }
 
-        let client = async_nats::ConnectOptions::new()
-            .name("umlauf serve")
-            .reconnect_delay_callback(|attempts| {
-                let attempts = u64::try_from(attempts).unwrap_or(u64::MAX);
-                Duration::from_millis(attempts.saturating_mul(100).min(2_000))
-            })
-            .connect(config.nats_url.as_str())
-            .await
-            .map_err(|source| StartError::Nats {
-                url: config.nats_url.clone(),
-                source,
-            })?;
         let jetstream = async_nats::jetstream::new(client.clone());
         let subjects = Subjects::new(&config.subject_root, &config.stream_prefix);
         let settings = StreamSettings {
@@ -142,10 +167,12 @@ impl Server {
             store,
             directory,
             genesis,
-            max_envelope_bytes: config.max_envelope_bytes,
+            max_envelope_bytes: limits.max_envelope_bytes,
             clock_skew_seconds: config.clock_skew_seconds,
             relay: relay.waker(),
+            log_verifier: log_verifier.clone(),
             locks: pipeline::StreamLocks::default(),
+            metrics: metrics::Metrics::default(),
         });
         let service = umlauf_nats::service::start(
             client.clone(),
@@ -161,8 +188,21 @@ impl Server {
         let scheduler = tokio::spawn(scheduler::run(
             Arc::clone(&pipeline),
             config.deadline_check_interval(),
-            stopped,
+            stopped.clone(),
         ));
+        let operations = ops::Operations::start(
+            &config,
+            ops::Sources {
+                pipeline: Arc::clone(&pipeline),
+                client: client.clone(),
+                relay: relay.status(),
+                stopping: false.into(),
+            },
+            &subjects,
+            &settings,
+            stopped,
+        )
+        .await?;
         tracing::info!(
             subjects = %subjects.prefix(),
             log_stream = subjects.log_stream(),
@@ -177,6 +217,8 @@ impl Server {
             scheduler,
             stop_scheduler,
             log_key,
+            log_verifier,
+            operations,
         })
     }
 
@@ -195,19 +237,40 @@ impl Server {
         &self.pipeline.store
     }
 
+    /// The largest envelope the service accepts: the configured limit, lowered if the NATS
+    /// server's `max_payload` could not carry the records and replies of larger ones.
+    pub fn max_envelope_bytes(&self) -> usize {
+        self.pipeline.max_envelope_bytes
+    }
+
     /// The public half of the log key.
     pub fn log_key(&self) -> VerifyingKey {
         self.log_key.verifying_key()
     }
 
-    /// Stops taking requests, answers those in flight, stops the scheduler, lets the relay
-    /// publish what is left, and closes the connections.
+    /// The log's verifier key (C2SP vkey form when displayed): its checkpoints and receipts
+    /// verify with it.
+    pub fn log_verifier(&self) -> &NoteVerifier {
+        &self.log_verifier
+    }
+
+    /// Where `/healthz`, `/readyz` and `/metrics` are served (with the port chosen when
+    /// `ops_address` asked for port 0); `None` when `ops_address` is empty.
+    pub fn ops_address(&self) -> Option<std::net::SocketAddr> {
+        self.operations.address()
+    }
+
+    /// Stops taking requests (and reports not ready), answers those in flight, stops the
+    /// scheduler and the reminders, lets the relay publish what is left, and closes the
+    /// connections.
     pub async fn shutdown(self) {
+        self.operations.begin_shutdown();
         self.service.shutdown().await;
         let _ = self.stop_scheduler.send(true);
         if let Err(error) = self.scheduler.await {
             tracing::error!(%error, "the deadline scheduler failed");
         }
+        self.operations.shutdown().await;
         self.relay.shutdown().await;
         if let Err(error) = self.client.flush().await {
             tracing::debug!(%error, "flushing NATS at shutdown");

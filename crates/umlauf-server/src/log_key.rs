@@ -82,6 +82,29 @@ pub fn load_or_create(path: &Path) -> Result<SigningKey, LogKeyError> {
     }
 }
 
+/// Writes the log's verifier key (C2SP vkey, `<origin>+<hex8>+<base64>`) to `path`, with a
+/// newline; the file is readable by all, since it holds no secret.
+pub(crate) fn write_vkey(
+    path: &Path,
+    verifier: &umlauf_proof::note::NoteVerifier,
+) -> Result<(), LogKeyError> {
+    let io = |source| LogKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let text = format!("{verifier}\n");
+    if std::fs::read_to_string(path).ok().as_deref() == Some(text.as_str()) {
+        return Ok(());
+    }
+    if let Some(directory) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(directory).map_err(io)?;
+    }
+    // Written under a temporary name and renamed, so a reader never sees half a key.
+    let temporary = path.with_extension(format!("vkey.{}.tmp", std::process::id()));
+    std::fs::write(&temporary, text).map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -51,4 +51,12 @@ impl LogSource for StoreLogSource {
                 title: status.title,
             }))
     }
+
+    async fn checkpoints_from(
+        &self,
+        size: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, String)>, StoreError> {
+        self.store.checkpoints_from(size, limit).await
+    }
 }

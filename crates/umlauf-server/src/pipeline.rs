@@ -6,7 +6,12 @@
 //! (the same command again gets the first result), the clock skew; then, in a loop that starts
 //! over when another append wins the race: the body and circulation as the log says, the
 //! authorization of the key, the domain's decision at the service's clock, and the append at the
-//! expected version with the read models computed from the new state.
+//! expected version with the read models computed from the new state. A circulation's command
+//! also names the version of its body's stream it was decided on (keys, membership), so a vote
+//! racing its key's revocation is either recorded before the revocation or decided again and
+//! refused. Under trust on first use a constitution bringing its own genesis key must be the
+//! log's first record; when another replica's constitution wins, the command is judged again
+//! against the genesis key the log trusted.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -21,12 +26,15 @@ use umlauf_domain::read_model::CirculationStatus;
 use umlauf_domain::{Command, DomainError, State, StreamId, authorize, decide};
 use umlauf_nats::service::{Endpoint, Handler};
 use umlauf_nats::wire::{
-    BodyQuery, BodyView, CirculationQuery, CirculationsQuery, CirculationsReply, ErrorReply,
-    InboxQuery, KeysReply, SubmitReply,
+    BodyQuery, BodyView, CheckpointQuery, CheckpointReply, CirculationQuery, CirculationsQuery,
+    CirculationsReply, ConsistencyQuery, ConsistencyReply, ErrorReply, InboxQuery, InclusionQuery,
+    InclusionReply, KeysReply, SubmitReply, hashes_to_hex,
 };
 use umlauf_proof::VerifyingKey;
 use umlauf_proof::dsse::{self, COMMAND_PAYLOAD_TYPE, Envelope};
 use umlauf_proof::keys::public_key_from_bytes;
+use umlauf_proof::note::NoteVerifier;
+use umlauf_proof::receipt::Receipt;
 use umlauf_store::{Append, Appended, Cause, Head, Projection, Store, StoreError};
 
 use crate::directory::Directory;
@@ -107,6 +115,10 @@ pub(crate) struct Pipeline {
     pub(crate) relay: Arc<Notify>,
     /// One command per stream at a time.
     pub(crate) locks: StreamLocks,
+    /// The log's verifier key, to read the checkpoints the store signs.
+    pub(crate) log_verifier: NoteVerifier,
+    /// The service's Prometheus metrics.
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Pipeline {
@@ -147,7 +159,8 @@ impl Pipeline {
             return self.first_result_or(&command, &cause, refusal).await;
         }
 
-        let genesis = self.genesis_set(&signer, &key_id).await;
+        let mut signer = signer;
+        let mut genesis = self.genesis_set(&signer, &key_id).await;
         let (_turn, waited) = self.locks.lock(&command.stream()).await;
         let mut head = head;
         if waited {
@@ -167,15 +180,30 @@ impl Pipeline {
                 tokio::time::sleep(Duration::from_millis(pause)).await;
                 head = self.store.head().await?;
                 self.directory.catch_up(&self.store, head.position).await?;
+                if matches!(signer, Signer::Bootstrap) {
+                    // Another constitution became the log's first record: the command is judged
+                    // again against the genesis key the log trusted.
+                    let (found, key) = self.find_key(&key_id, &envelope.payload).await?;
+                    dsse::verify(&envelope, COMMAND_PAYLOAD_TYPE, &key)?;
+                    signer = found;
+                    genesis = self.genesis_set(&signer, &key_id).await;
+                }
             }
-            let append = match self
+            let mut append = match self
                 .decide(&command, &key_id, &genesis, &cause, &head)
                 .await
             {
                 Ok(append) => append,
                 Err(refusal) => return self.first_result_or(&command, &cause, refusal).await,
             };
+            if matches!(signer, Signer::Bootstrap) {
+                // Trust on first use: only one constitution can be the log's first record, also
+                // with several replicas racing; the others lose and are judged again.
+                append.expected_head = Some(0);
+            }
+            let appending = std::time::Instant::now();
             let appended = self.store.append(append).await;
+            self.metrics.append(appending.elapsed(), &appended);
             match appended {
                 Ok(appended) => {
                     if !appended.duplicate {
@@ -190,7 +218,7 @@ impl Pipeline {
                             );
                         }
                     }
-                    return Ok(reply(&command, &appended));
+                    return self.reply(&command, &appended).await;
                 }
                 Err(StoreError::Conflict { .. } | StoreError::ClockBehind { .. }) => {}
                 Err(error) => return Err(error.into()),
@@ -256,7 +284,7 @@ impl Pipeline {
         refusal: RequestError,
     ) -> Result<SubmitReply, RequestError> {
         match self.recorded(cause).await? {
-            Some(first) => Ok(reply(command, &first)),
+            Some(first) => self.reply(command, &first).await,
             None => Err(refusal),
         }
     }
@@ -283,6 +311,7 @@ impl Pipeline {
         Ok(Some(Appended {
             records,
             duplicate: true,
+            checkpoint: None,
         }))
     }
 
@@ -317,6 +346,10 @@ impl Pipeline {
                     expected_version,
                     projection: Projection::of_circulation(&after),
                     events,
+                    // The decision read the body's keys and membership: a key revoked or a
+                    // member retired meanwhile makes the append lose, and it is decided again.
+                    depends_on: vec![(StreamId::Body(command.body.clone()), body.version)],
+                    expected_head: None,
                     recorded_at: now,
                     cause: Some(cause.clone()),
                 }
@@ -334,6 +367,8 @@ impl Pipeline {
                     expected_version,
                     projection: Projection::of_body(&after),
                     events,
+                    depends_on: Vec::new(),
+                    expected_head: None,
                     recorded_at: now,
                     cause: Some(cause.clone()),
                 }
@@ -350,6 +385,47 @@ impl Pipeline {
             .map(|record| record.event())
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Circulation::fold(&events))
+    }
+
+    /// The reply for a command's records, with a receipt for each: against the checkpoint of
+    /// the batch that committed them, or for a duplicate against the newest checkpoint.
+    async fn reply(
+        &self,
+        command: &Command,
+        appended: &Appended,
+    ) -> Result<SubmitReply, RequestError> {
+        let note = match &appended.checkpoint {
+            Some(note) => note.clone(),
+            None => self
+                .store
+                .latest_checkpoint()
+                .await?
+                .ok_or_else(|| RequestError::Internal("the log has no checkpoint".into()))?,
+        };
+        let checkpoint = umlauf_proof::checkpoint::verify(&note, &self.log_verifier)
+            .map_err(|error| RequestError::Internal(format!("a stored checkpoint: {error}")))?;
+        let mut receipts = Vec::with_capacity(appended.records.len());
+        for record in &appended.records {
+            let position = record.position();
+            receipts.push(Receipt {
+                position,
+                leaf_hash: record.leaf_hash,
+                checkpoint: note.clone(),
+                inclusion_proof: self
+                    .store
+                    .inclusion_proof(position, checkpoint.size)
+                    .await?,
+            });
+        }
+        Ok(SubmitReply::new(
+            command.command_id,
+            appended.duplicate,
+            appended
+                .records
+                .iter()
+                .map(|record| record.bytes.as_slice()),
+            receipts,
+        ))
     }
 
     async fn query(&self, endpoint: Endpoint, payload: &[u8]) -> Result<Vec<u8>, RequestError> {
@@ -390,6 +466,44 @@ impl Pipeline {
                 let view = BodyView::of(&body).ok_or(DomainError::UnknownBody(query.body))?;
                 serde_json::to_vec(&view)
             }
+            Endpoint::Checkpoint => {
+                let query: CheckpointQuery = parse(payload)?;
+                let note = match query.size {
+                    Some(size) => self.store.checkpoint(size).await?,
+                    None => self.store.latest_checkpoint().await?,
+                };
+                let checkpoint = note.ok_or_else(|| {
+                    RequestError::NotFound(match query.size {
+                        Some(size) => format!("no checkpoint was signed for tree size {size}"),
+                        None => "the log has no checkpoint yet".into(),
+                    })
+                })?;
+                serde_json::to_vec(&CheckpointReply { checkpoint })
+            }
+            Endpoint::Inclusion => {
+                let query: InclusionQuery = parse(payload)?;
+                let proof = self
+                    .store
+                    .inclusion_proof(query.position, query.size)
+                    .await?;
+                serde_json::to_vec(&InclusionReply {
+                    position: query.position,
+                    size: query.size,
+                    proof: hashes_to_hex(&proof),
+                })
+            }
+            Endpoint::Consistency => {
+                let query: ConsistencyQuery = parse(payload)?;
+                let proof = self
+                    .store
+                    .consistency_proof(query.old_size, query.new_size)
+                    .await?;
+                serde_json::to_vec(&ConsistencyReply {
+                    old_size: query.old_size,
+                    new_size: query.new_size,
+                    proof: hashes_to_hex(&proof),
+                })
+            }
             Endpoint::Submit => return Err(RequestError::Internal("not a query".into())),
         };
         json.map_err(|error| RequestError::Internal(error.to_string()))
@@ -405,6 +519,10 @@ impl Handler for Pipeline {
             }),
             query => self.query(query, payload).await,
         };
+        if endpoint == Endpoint::Submit {
+            self.metrics
+                .command(payload, result.as_ref().err().map(RequestError::code));
+        }
         result.map_err(|error| {
             if endpoint == Endpoint::Submit {
                 tracing::debug!(code = error.code(), %error, "command refused");
@@ -412,18 +530,6 @@ impl Handler for Pipeline {
             error.to_reply()
         })
     }
-}
-
-/// The reply for a command's records.
-fn reply(command: &Command, appended: &Appended) -> SubmitReply {
-    SubmitReply::new(
-        command.command_id,
-        appended.duplicate,
-        appended
-            .records
-            .iter()
-            .map(|record| record.bytes.as_slice()),
-    )
 }
 
 /// The `genesis_key` a `ConstituteBody` payload names, read before the signature is checked, only

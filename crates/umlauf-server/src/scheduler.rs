@@ -77,10 +77,15 @@ async fn close(pipeline: &Pipeline, id: CirculationId) -> Result<bool, RequestEr
         expected_version,
         projection: Projection::of_circulation(&after),
         events,
+        depends_on: Vec::new(),
+        expected_head: None,
         recorded_at: now,
         cause: None,
     };
-    match pipeline.store.append(append).await {
+    let appending = std::time::Instant::now();
+    let appended = pipeline.store.append(append).await;
+    pipeline.metrics.append(appending.elapsed(), &appended);
+    match appended {
         Ok(_) => {
             pipeline.relay.notify_one();
             Ok(true)

@@ -15,6 +15,9 @@ mod tampering;
 /// Bundles: writing, streaming, and verifying with the auditor's own anchors.
 mod bundles;
 
+/// Watching checkpoints against the published log.
+mod watching;
+
 use std::collections::BTreeMap;
 
 use umlauf_audit::{AuditFailure, AuditOptions, Auditor, Output, Report};

@@ -262,3 +262,54 @@ fn a_record_forged_without_a_command_is_unaccounted() {
         "unaccounted_record",
     );
 }
+
+#[test]
+fn uncovered_records_never_hide_a_difference_among_them() {
+    let mut written = standard();
+    let covered = written.records.len() as u64;
+    let extra = written.history.register_deputy(5);
+    written.records.extend(extra);
+    let extra = written.history.open(7);
+    written.records.extend(extra);
+    let extra = written.history.vote(7, 4, "yes");
+    written.records.extend(extra);
+    let vote = written.records.len() - 1;
+    edit(&mut written.records, vote, |record| {
+        record.data["choice"] = json!("no");
+    });
+    let failure = expect_first(
+        &written.records,
+        &written.checkpoints,
+        position(vote),
+        "event_differs",
+    );
+    // The stretch nothing vouches for is still reported, after the difference.
+    let last = failure.findings.last().unwrap();
+    assert_eq!(
+        (last.position, last.code()),
+        (Some(covered + 1), "uncovered_records"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_log_cut_before_its_only_checkpoint_names_the_cut_not_record_1() {
+    let mut written = standard();
+    let newest = *written.checkpoints.keys().last().unwrap();
+    let only: std::collections::BTreeMap<u64, String> = written
+        .checkpoints
+        .iter()
+        .filter(|(size, _)| **size == newest)
+        .map(|(size, note)| (*size, note.clone()))
+        .collect();
+    let cut = newest - 5;
+    written.records.truncate(usize::try_from(cut).unwrap());
+    let failure = expect_first(&written.records, &only, Some(cut + 1), "log_truncated");
+    assert!(
+        failure
+            .findings
+            .iter()
+            .any(|finding| finding.code() == "uncovered_records"),
+        "{failure}"
+    );
+}

@@ -135,8 +135,10 @@ fn the_demo_plays_a_circulation_to_an_adopted_decision() {
         "--stream-prefix",
         prefix.as_str(),
     ];
+    let vkey = service_dir.path().join("log-key.vkey");
+    let vkey = vkey.to_str().unwrap();
     let demo = |extra: &[&str]| {
-        let mut args = vec!["demo", "--pause-ms", "0"];
+        let mut args = vec!["demo", "--pause-ms", "0", "--log-key", vkey];
         args.extend_from_slice(&connection);
         args.extend_from_slice(extra);
         run_in(client_dir.path(), &args)
@@ -159,6 +161,7 @@ fn the_demo_plays_a_circulation_to_an_adopted_decision() {
         "at least 11 yes among group laender",
         "82.30 % (needs at least 2/3 = 66.67 %)",
         "13 of 16 Länder voted yes",
+        "17 receipts verified",
     ] {
         assert!(
             text.contains(expected),
@@ -182,6 +185,8 @@ fn the_demo_plays_a_circulation_to_an_adopted_decision() {
         "DE-BY",
         "--key",
         "data/demo/keys/DE-BY.pem",
+        "--log-key",
+        vkey,
     ];
     args.extend_from_slice(&connection);
     let late = run_in(client_dir.path(), &args);
@@ -212,6 +217,57 @@ fn the_demo_plays_a_circulation_to_an_adopted_decision() {
     args.extend_from_slice(&connection);
     let inbox = success(&run_in(client_dir.path(), &args));
     assert!(inbox.contains("Nothing awaits DE-BY's vote"), "{inbox}");
+
+    // A receipt that does not verify with the log key the client was given fails the command
+    // loudly, even though the service accepted it.
+    let other_key = umlauf_proof::keys::signing_key_from_seed([7; 32]);
+    let other_vkey =
+        umlauf_proof::note::NoteVerifier::new("umlauf.localhost/log", other_key.verifying_key())
+            .unwrap()
+            .to_string();
+    let open = |log_key: &str, extra: &[&str]| {
+        let mut args = vec![
+            "open",
+            "--title",
+            "Receipts",
+            "--text",
+            "Der IT-Planungsrat prüft Quittungen.",
+            "--preset",
+            "unanimity",
+            "--deadline",
+            "+7d",
+            "--body",
+            "it-planungsrat",
+            "--key",
+            "data/demo/keys/secretariat.pem",
+            "--log-key",
+            log_key,
+        ];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&connection);
+        run_in(client_dir.path(), &args)
+    };
+    let forged = open(&other_vkey, &[]);
+    assert_eq!(forged.status.code(), Some(1), "{}", stdout(&forged));
+    assert!(
+        stderr(&forged).contains("receipt") && stderr(&forged).contains("does not prove"),
+        "{}",
+        stderr(&forged)
+    );
+    assert!(!stdout(&forged).contains("accepted"), "{}", stdout(&forged));
+
+    // With the service's key the receipt verifies, and is saved for later checks.
+    let saved = client_dir.path().join("open.receipt.json");
+    let opened = success(&open(vkey, &["--save-receipt", saved.to_str().unwrap()]));
+    assert!(opened.contains("accepted"), "{opened}");
+    let receipt =
+        umlauf_proof::receipt::Receipt::from_json(&std::fs::read(&saved).unwrap()).unwrap();
+    let verifier: umlauf_proof::note::NoteVerifier = std::fs::read_to_string(vkey)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    receipt.verify(None, &verifier).unwrap();
 
     // A second run reuses the keys and the body.
     let again = demo(&[]);
