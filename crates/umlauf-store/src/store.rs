@@ -115,8 +115,8 @@ pub struct WriterStats {
     pub appends: u64,
     /// Records written.
     pub records: u64,
-    /// Time the writer spent committing batches: planning, its statements, the commit and the
-    /// replies. Over a stretch of wall-clock time, the share it takes is how busy the writer is;
+    /// Time the writer spent committing batches: planning, its statements and the commit,
+    /// counted before the replies go out. Over a stretch of wall-clock time, the share it takes is how busy the writer is;
     /// the rest it waits for appends.
     pub busy: Duration,
     /// Time the writer waited, with appends in hand, for more to join the batch.

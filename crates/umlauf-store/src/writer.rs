@@ -54,7 +54,7 @@ pub(crate) struct Counters {
     pub(crate) batches: AtomicU64,
     pub(crate) appends: AtomicU64,
     pub(crate) records: AtomicU64,
-    /// Microseconds spent committing batches, replies included.
+    /// Microseconds spent committing batches (until the replies go out).
     pub(crate) busy_micros: AtomicU64,
     /// Microseconds spent waiting for more appends to join a batch.
     pub(crate) gather_micros: AtomicU64,
@@ -194,12 +194,14 @@ impl Writer {
             let results = self.commit_with_fallback(items).await;
             previous_commit = started.elapsed();
             expected = appends + queue.len();
+            // Counted before the replies go out, so a caller that reads the figures after its
+            // reply finds its batch in them.
+            add_micros(&self.counters.busy_micros, started.elapsed());
             let mut results = results.into_iter();
             for (reply, count) in replies {
                 // A caller that stopped waiting has dropped its receiver; its append stands.
                 let _ = reply.send(results.by_ref().take(count).collect());
             }
-            add_micros(&self.counters.busy_micros, started.elapsed());
         }
         if let Some(connection) = self.connection.take() {
             let _ = match connection {
