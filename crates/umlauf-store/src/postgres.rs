@@ -531,43 +531,6 @@ pub(crate) async fn prepare_tree(
     Ok(())
 }
 
-/// The stored checkpoint note for `size`.
-pub(crate) async fn checkpoint(pool: &PgPool, size: u64) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT note FROM checkpoints WHERE size = $1")
-            .bind(to_i64(size)?)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
-/// The stored checkpoint note with the largest size.
-pub(crate) async fn latest_checkpoint(pool: &PgPool) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
-/// Up to `limit` stored checkpoints from `size` on, by size.
-pub(crate) async fn checkpoints_from(
-    pool: &PgPool,
-    size: u64,
-    limit: i64,
-) -> Result<Vec<(u64, String)>, StoreError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT size, note FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT $2",
-    )
-    .bind(i64::try_from(size).unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|(size, note)| Ok((to_u64(size)?, note)))
-        .collect()
-}
-
 async fn lock_head(connection: &mut PgConnection) -> Result<Head, StoreError> {
     let rows = sqlx::raw_sql("BEGIN; SELECT position, recorded_at FROM log_head FOR UPDATE")
         .fetch_all(&mut *connection)

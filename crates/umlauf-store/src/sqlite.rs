@@ -359,43 +359,6 @@ pub(crate) async fn find_subtrees(
     subtrees(&mut connection, ids).await
 }
 
-/// The stored checkpoint note for `size`.
-pub(crate) async fn checkpoint(pool: &SqlitePool, size: u64) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT note FROM checkpoints WHERE size = ?1")
-            .bind(to_i64(size)?)
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
-/// The stored checkpoint note with the largest size.
-pub(crate) async fn latest_checkpoint(pool: &SqlitePool) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(pool)
-            .await?,
-    )
-}
-
-/// Up to `limit` stored checkpoints from `size` on, by size.
-pub(crate) async fn checkpoints_from(
-    pool: &SqlitePool,
-    size: u64,
-    limit: i64,
-) -> Result<Vec<(u64, String)>, StoreError> {
-    let rows: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT size, note FROM checkpoints WHERE size >= ?1 ORDER BY size LIMIT ?2",
-    )
-    .bind(i64::try_from(size).unwrap_or(i64::MAX))
-    .bind(limit)
-    .fetch_all(pool)
-    .await?;
-    rows.into_iter()
-        .map(|(size, note)| Ok((to_u64(size)?, note)))
-        .collect()
-}
-
 /// How many leaves the backfill reads per query.
 const BACKFILL_PAGE: i64 = 10_000;
 

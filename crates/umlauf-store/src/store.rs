@@ -19,6 +19,7 @@ use umlauf_proof::merkle::{self, Hash, ProofPlan, SubtreeId};
 
 use crate::append::{Append, Appended, Head, Projection, StoredRecord};
 use crate::batch::Prepared;
+use crate::columns::{to_i64, to_u64};
 use crate::error::StoreError;
 use crate::tree::{CheckpointSigner, proof_error};
 use crate::writer::{self, Counters, Job, Limits, Target};
@@ -116,11 +117,24 @@ pub struct WriterStats {
     /// Records written.
     pub records: u64,
     /// Time the writer spent committing batches: planning, its statements and the commit,
-    /// counted before the replies go out. Over a stretch of wall-clock time, the share it takes is how busy the writer is;
-    /// the rest it waits for appends.
+    /// counted before the replies go out. Over a stretch of wall-clock time, the share it takes
+    /// is how busy the writer is; the rest it waits for appends.
     pub busy: Duration,
     /// Time the writer waited, with appends in hand, for more to join the batch.
     pub gathering: Duration,
+}
+
+/// Runs one query body on whichever pool the store has. The body is written once and compiled
+/// for each backend; its SQL uses `$N` parameters, which sqlx binds on SQLite as on PostgreSQL.
+/// For queries whose SQL is the same on both backends; the others live in `sqlite` and
+/// `postgres`.
+macro_rules! on_pool {
+    ($backend:expr, |$pool:ident| $body:expr) => {
+        match $backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
 }
 
 /// The database behind a store.
@@ -481,18 +495,22 @@ impl Store {
 
     /// The stored checkpoint note for tree size `size`; `None` if none was signed for it.
     pub async fn checkpoint(&self, size: u64) -> Result<Option<String>, StoreError> {
-        match &self.inner.backend {
-            Backend::Sqlite(pool) => sqlite::checkpoint(pool, size).await,
-            Backend::Postgres(pool) => postgres::checkpoint(pool, size).await,
-        }
+        let size = to_i64(size)?;
+        on_pool!(&self.inner.backend, |pool| Ok(sqlx::query_scalar(
+            "SELECT note FROM checkpoints WHERE size = $1"
+        )
+        .bind(size)
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// The stored checkpoint note with the largest tree size; `None` if there is none.
     pub async fn latest_checkpoint(&self) -> Result<Option<String>, StoreError> {
-        match &self.inner.backend {
-            Backend::Sqlite(pool) => sqlite::latest_checkpoint(pool).await,
-            Backend::Postgres(pool) => postgres::latest_checkpoint(pool).await,
-        }
+        on_pool!(&self.inner.backend, |pool| Ok(sqlx::query_scalar(
+            "SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1"
+        )
+        .fetch_optional(pool)
+        .await?))
     }
 
     /// Up to `limit` stored checkpoints with sizes from `size` on, ascending: `(size, note)`.
@@ -501,11 +519,18 @@ impl Store {
         size: u64,
         limit: usize,
     ) -> Result<Vec<(u64, String)>, StoreError> {
+        let size = i64::try_from(size).unwrap_or(i64::MAX);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        match &self.inner.backend {
-            Backend::Sqlite(pool) => sqlite::checkpoints_from(pool, size, limit).await,
-            Backend::Postgres(pool) => postgres::checkpoints_from(pool, size, limit).await,
-        }
+        let rows: Vec<(i64, String)> = on_pool!(&self.inner.backend, |pool| sqlx::query_as(
+            "SELECT size, note FROM checkpoints WHERE size >= $1 ORDER BY size LIMIT $2"
+        )
+        .bind(size)
+        .bind(limit)
+        .fetch_all(pool)
+        .await?);
+        rows.into_iter()
+            .map(|(size, note)| Ok((to_u64(size)?, note)))
+            .collect()
     }
 
     /// The inclusion proof (RFC 6962 `PATH`) of the record at `position` (from 1) in the tree of
