@@ -4,7 +4,8 @@
 //! as pgbench would run them.
 //!
 //! `cargo bench -p umlauf-store --bench append` prints one table. Besides the rates and
-//! latencies, `/batch` is the appends per writer transaction, `busy%` the share of the store's
+//! latencies, `/batch` is the appends per writer transaction, `pipe%` the share of batches sent
+//! while another was still in flight (PostgreSQL), `busy%` the share of the store's
 //! measured slices the writer spent committing batches and `wait%` the share it waited, with
 //! appends in hand, for more to join (the rest it had nothing to do: the appenders were
 //! preparing their next appends), and `clock` the appends retried after `clock_behind`.
@@ -562,9 +563,11 @@ async fn run_backend(name: &str, settings: &Settings) {
         };
         let share = |part: Duration| 100.0 * part.as_secs_f64() / store_time.as_secs_f64();
         println!(
-            "{name:<9} {concurrency:>4} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
+            "{name:<9} {concurrency:>4} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>5.0} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
             percentile(&tally.latencies, 500),
             percentile(&tally.latencies, 990),
+            100.0 * (after.overlapped - before.overlapped) as f64
+                / (after.batches - before.batches).max(1) as f64,
             share(busy),
             share(gathering),
             tally.retries,
@@ -590,13 +593,14 @@ async fn main() {
         }
     );
     println!(
-        "{:<9} {:>4} {:>11} {:>8} {:>8} {:>7} {:>6} {:>6} {:>7} {:>6} {:>12} {:>7}",
+        "{:<9} {:>4} {:>11} {:>8} {:>8} {:>7} {:>5} {:>6} {:>6} {:>7} {:>6} {:>12} {:>7}",
         "backend",
         "conc",
         "appends/s",
         "p50 ms",
         "p99 ms",
         "/batch",
+        "pipe%",
         "busy%",
         "wait%",
         "clock",

@@ -132,6 +132,8 @@ fn redact(url: &str) -> String {
 #[derive(Debug, Default)]
 pub(crate) struct WriterCache {
     head: Option<Head>,
+    /// The leaf hash of the record at `head`, when this writer planned it.
+    head_leaf: Option<[u8; 32]>,
     versions: HashMap<StreamId, u64>,
 }
 
@@ -142,10 +144,11 @@ impl WriterCache {
     /// Forgets everything: after a failure, or when another writer moved the head.
     pub(crate) fn reset(&mut self) {
         self.head = None;
+        self.head_leaf = None;
         self.versions.clear();
     }
 
-    /// Takes in what a committed plan left.
+    /// Takes in what a plan leaves once it commits.
     fn remember(&mut self, plan: &Plan) {
         if self.versions.len() > CACHED_STREAMS {
             self.versions.clear();
@@ -154,14 +157,97 @@ impl WriterCache {
             position: plan.head,
             recorded_at: plan.head_recorded_at,
         });
+        if let Some(last) = plan.records.last() {
+            self.head_leaf = Some(last.leaf_hash);
+        }
         for (stream, version) in &plan.stream_versions {
             self.versions.insert(stream.clone(), *version);
         }
     }
 }
 
-/// SQLSTATE of `log_assert` (see the migration): the batch's statement found the head moved and
-/// wrote nothing.
+/// A batch planned from what the writer remembers, its statement not yet sent.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    pub(crate) plan: Plan,
+    /// The leaf hash of the record at the head the plan was made against, if known.
+    expected_leaf: Option<[u8; 32]>,
+}
+
+/// Plans a batch from the writer's cache and tree alone, with no read, and moves both on as if
+/// it had committed, so the next batch can be planned while this one's statement runs. If the
+/// statement then fails, the caller must reset both ([`forget`]).
+///
+/// The appends come back unplanned when the cache does not know every stream they involve, the
+/// tree is not at the cached head, or the plan writes nothing (only refusals, to be judged under
+/// the head lock).
+pub(crate) fn plan_from_cache(
+    cache: &mut WriterCache,
+    tree: &mut TreeState,
+    items: Vec<Prepared>,
+    max_record_bytes: usize,
+) -> Result<Result<Planned, Vec<Prepared>>, Failed> {
+    let complete = items
+        .iter()
+        .flat_map(Prepared::streams)
+        .all(|stream| cache.versions.contains_key(stream));
+    let Some(head) = cache.head.filter(|_| complete) else {
+        return Ok(Err(items));
+    };
+    if tree.needs_frontier(head.position) {
+        return Ok(Err(items));
+    }
+    let snapshot = Snapshot {
+        head: head.position,
+        head_recorded_at: head.recorded_at,
+        stream_versions: items
+            .iter()
+            .flat_map(Prepared::streams)
+            .filter_map(|stream| {
+                let version = cache.versions.get(stream)?;
+                Some((stream.clone(), *version))
+            })
+            .collect(),
+        known_commands: HashMap::new(),
+    };
+    let mut plan = batch::plan(snapshot, items, max_record_bytes);
+    if !plan.writes_anything() {
+        return Ok(Err(plan.into_items()));
+    }
+    if let Err(error) = plan.grow(tree) {
+        return Err(Failed {
+            error,
+            items: plan.into_items(),
+        });
+    }
+    let expected_leaf = cache.head_leaf;
+    cache.remember(&plan);
+    plan.committed(tree);
+    Ok(Ok(Planned {
+        plan,
+        expected_leaf,
+    }))
+}
+
+/// Forgets what the writer remembers of the log and its tree: after a batch failed, or when
+/// its outcome is unknown. The next batch reads them again.
+pub(crate) fn forget(cache: &mut WriterCache, tree: &mut TreeState) {
+    cache.reset();
+    tree.frontier = None;
+}
+
+/// Sends a planned batch's statement, committed on its own (see [`WRITE_BATCH`]).
+pub(crate) async fn write_planned(
+    connection: &mut PgConnection,
+    planned: &Planned,
+) -> Result<(), StoreError> {
+    let mut arrays = BatchArrays::of_plan(&planned.plan, Some(planned.plan.head_before))?;
+    arrays.expected_leaf = planned.expected_leaf;
+    arrays.write(connection).await
+}
+
+/// SQLSTATE of `log_move_head` (see the migrations): the batch's statement found the head moved
+/// and wrote nothing.
 const DECLINED: &str = "U0001";
 
 /// Commits one batch on the writer's connection: see the `batch` module.
@@ -186,7 +272,7 @@ pub(crate) async fn commit_batch(
         Ok(Ok(results)) => return Ok(results),
         Ok(Err(declined)) => declined,
         Err(failed) => {
-            cache.reset();
+            forget(cache, tree);
             return Err(failed);
         }
     };
@@ -203,7 +289,7 @@ pub(crate) async fn commit_batch(
                     return Ok(plan.into_results(&stored));
                 }
                 Err(error) => {
-                    cache.reset();
+                    forget(cache, tree);
                     Err((error.into(), plan.into_items()))
                 }
             }
@@ -250,68 +336,38 @@ async fn fast_batch(
             return Err(Failed { error, items });
         }
     }
-    let complete = items
-        .iter()
-        .flat_map(Prepared::streams)
-        .all(|stream| cache.versions.contains_key(stream));
-    let Some(head) = cache.head.filter(|_| complete) else {
-        return Ok(Err(items));
-    };
     // The head this writer knows is committed, and so are the subtrees up to it.
-    if tree.needs_frontier(head.position) {
+    if let Some(head) = cache.head
+        && tree.needs_frontier(head.position)
+    {
         match load_frontier(connection, head.position).await {
             Ok(frontier) => tree.frontier = Some(frontier),
             Err(error) => return Err(Failed { error, items }),
         }
     }
-    let snapshot = Snapshot {
-        head: head.position,
-        head_recorded_at: head.recorded_at,
-        stream_versions: items
-            .iter()
-            .flat_map(Prepared::streams)
-            .filter_map(|stream| {
-                let version = cache.versions.get(stream)?;
-                Some((stream.clone(), *version))
-            })
-            .collect(),
-        known_commands: HashMap::new(),
+    let planned = match plan_from_cache(cache, tree, items, max_record_bytes)? {
+        Ok(planned) => planned,
+        Err(items) => return Ok(Err(items)),
     };
-    let mut plan = batch::plan(snapshot, items, max_record_bytes);
-    if !plan.writes_anything() {
-        // Only refusals, judged on what this writer remembers: judge them under the lock.
-        return Ok(Err(plan.into_items()));
-    }
-    if let Err(error) = plan.grow(tree) {
-        return Err(Failed {
-            error,
-            items: plan.into_items(),
-        });
-    }
-    let written = match BatchArrays::of_plan(&plan, Some(head.position)) {
-        Ok(arrays) => arrays.write(connection).await,
-        Err(error) => Err(error),
-    };
-    match written {
-        Ok(()) => {
-            cache.remember(&plan);
-            plan.committed(tree);
-            Ok(Ok(plan.into_results(&HashMap::new())))
+    match write_planned(connection, &planned).await {
+        Ok(()) => Ok(Ok(planned.plan.into_results(&HashMap::new()))),
+        Err(error) => {
+            forget(cache, tree);
+            if is_declined(&error) {
+                Ok(Err(planned.plan.into_items()))
+            } else {
+                Err(Failed {
+                    error,
+                    items: planned.plan.into_items(),
+                })
+            }
         }
-        Err(error) if is_declined(&error) => {
-            cache.reset();
-            Ok(Err(plan.into_items()))
-        }
-        Err(error) => Err(Failed {
-            error,
-            items: plan.into_items(),
-        }),
     }
 }
 
 /// Whether the fast path's statement declined: the head had moved, or a command id (or, after a
 /// race with another replica, a position) was already taken.
-fn is_declined(error: &StoreError) -> bool {
+pub(crate) fn is_declined(error: &StoreError) -> bool {
     let StoreError::Database(sqlx::Error::Database(database)) = error else {
         return false;
     };
@@ -632,6 +688,8 @@ struct BatchArrays<'a> {
     head: Option<i64>,
     head_recorded_at: Option<String>,
     expected_head: Option<i64>,
+    /// The leaf hash of the record at `expected_head`, when the writer knows it.
+    expected_leaf: Option<[u8; 32]>,
     unopened: Vec<Uuid>,
     status_ids: Vec<Uuid>,
     status_bodies: Vec<&'a str>,
@@ -654,91 +712,95 @@ struct BatchArrays<'a> {
     checkpoint_notes: Vec<&'a str>,
 }
 
-/// One statement for a whole batch: the head, the records, the commands, the Merkle subtrees
-/// and the checkpoint, and the read models of every stream appended to.
+/// One statement for a whole batch: the records, the commands, the Merkle subtrees and the
+/// checkpoint, the read models of every stream appended to, and last the head.
 ///
-/// The head moves first, and only from `$29`, where the batch was planned against: every other
-/// clause is gated on that move (so nothing else is touched unless this statement holds the head
-/// row's lock and the head is where it was planned), and the final `log_assert` aborts the whole
-/// statement, writing nothing, if the head had moved. A command id recorded before fails the
-/// statement on `log_commands`' primary key, which also writes nothing. Each
-/// clause sees the tables as they were when the statement began, so the inbox's deletions (members
-/// no longer awaited) and insertions (members awaited now, existing rows left alone) are disjoint.
-/// A circulation's status row is updated in place if this statement's snapshot holds it with
-/// other content (a plain update: no speculative insertion, no row lock logged); every other
-/// row goes to the insertion, whose conflict clause catches a row committed after the
-/// snapshot. Empty arrays write nothing. A NULL head (`$11`) leaves the head alone and writes read models
-/// only: a rebuild.
+/// Every part writes first; the head moves last, in `log_move_head` (see the migration), which
+/// takes the counts of the rows the other parts wrote as its argument, so those parts run to the
+/// end before it locks the head row. It moves the head from `$29`, where the batch was planned
+/// against (and, given `$35`, only if the record there has that leaf hash), or aborts the whole
+/// statement, writing nothing. A writer can so send its next batch while the previous one still
+/// commits: the rows are written meanwhile and the head move waits for the previous batch to end.
+/// A command id recorded before fails the statement on `log_commands`' primary key, a taken
+/// (stream, version) on `log_records`' unique key; both write nothing. Each part sees the tables
+/// as they were when the statement began, so the inbox's deletions (members no longer awaited)
+/// and insertions (members awaited now, existing rows left alone) are disjoint; the writer never
+/// has two batches of one stream in flight, so what it writes of a stream's read models is not
+/// changed under it. A circulation's status row is updated in place if this statement's snapshot
+/// holds it with other content (a plain update: no speculative insertion, no row lock logged);
+/// every other row goes to the insertion, whose conflict clause catches a row committed after the
+/// snapshot. Empty arrays write nothing. A NULL head (`$11`) leaves the head alone and writes read
+/// models or subtrees only: a rebuild, a backfill.
 const WRITE_BATCH: &str = "\
-WITH new_head AS (
-    UPDATE log_head SET position = $11, recorded_at = $12
-    WHERE $11::bigint IS NOT NULL AND position = $29
-    RETURNING 1
-), gate AS (
-    SELECT $11::bigint IS NULL OR EXISTS (SELECT 1 FROM new_head) AS open
-), new_records AS (
+WITH new_records AS (
     INSERT INTO log_records (position, stream, version, event_type, command_id, record, leaf_hash)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[],
                          $6::bytea[], $7::bytea[])
-    WHERE (SELECT open FROM gate)
+    RETURNING 1
 ), new_subtrees AS (
     INSERT INTO merkle_subtrees (level, idx, hash)
     SELECT * FROM unnest($30::smallint[], $31::bigint[], $32::bytea[])
-    WHERE (SELECT open FROM gate)
+    RETURNING 1
 ), new_checkpoints AS (
     INSERT INTO checkpoints (size, note)
     SELECT * FROM unnest($33::bigint[], $34::text[])
-    WHERE (SELECT open FROM gate)
+    RETURNING 1
 ), new_commands AS (
     INSERT INTO log_commands (command_id, digest, first_position, record_count)
     SELECT * FROM unnest($8::uuid[], $9::bytea[], $10::bigint[], $28::bigint[])
-    WHERE (SELECT open FROM gate)
+    RETURNING 1
 ), statuses_gone AS (
     DELETE FROM circulation_status
-    WHERE circulation = ANY($13::uuid[]) AND (SELECT open FROM gate)
+    WHERE circulation = ANY($13::uuid[])
+    RETURNING 1
 ), statuses_changed AS (
     UPDATE circulation_status s SET body = n.body, state = n.state, deadline = n.deadline,
         version = NULL, status = n.status
     FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::text[])
         AS n(circulation, body, state, deadline, status)
     WHERE s.circulation = n.circulation AND s.status IS DISTINCT FROM n.status
-      AND (SELECT open FROM gate)
     RETURNING s.circulation
 ), statuses AS (
     INSERT INTO circulation_status (circulation, body, state, deadline, status)
     SELECT * FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::text[])
         AS n(circulation, body, state, deadline, status)
-    WHERE (SELECT open FROM gate)
-      AND n.circulation NOT IN (SELECT circulation FROM statuses_changed)
+    WHERE n.circulation NOT IN (SELECT circulation FROM statuses_changed)
     ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, state = excluded.state,
         deadline = excluded.deadline, version = NULL, status = excluded.status
     WHERE circulation_status.status IS DISTINCT FROM excluded.status
+    RETURNING 1
 ), inbox_gone AS (
     DELETE FROM inbox i
     WHERE (i.circulation = ANY($14::uuid[]) OR i.circulation = ANY($13::uuid[]))
       AND NOT EXISTS (SELECT 1 FROM unnest($19::uuid[], $20::text[]) AS n(c, m)
                       WHERE n.c = i.circulation AND n.m = i.member)
-      AND (SELECT open FROM gate)
+    RETURNING 1
 ), inbox_new AS (
     INSERT INTO inbox (circulation, member, body)
     SELECT * FROM unnest($19::uuid[], $20::text[], $21::text[])
-    WHERE (SELECT open FROM gate)
     ON CONFLICT DO NOTHING
+    RETURNING 1
 ), keys_gone AS (
     DELETE FROM key_status k
     WHERE k.body = ANY($22::text[])
       AND NOT EXISTS (SELECT 1 FROM unnest($23::text[], $24::text[]) AS n(b, id)
                       WHERE n.b = k.body AND n.id = k.key_id)
-      AND (SELECT open FROM gate)
+    RETURNING 1
 ), keys_new AS (
     INSERT INTO key_status (body, key_id, holder, state, status)
     SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::text[], $27::text[])
-    WHERE (SELECT open FROM gate)
     ON CONFLICT (body, key_id) DO UPDATE SET holder = excluded.holder, state = excluded.state,
         status = excluded.status
     WHERE key_status.status IS DISTINCT FROM excluded.status
+    RETURNING 1
 )
-SELECT log_assert((SELECT open FROM gate), 'the head has moved')";
+SELECT log_move_head($29, $35, $11, $12,
+    (SELECT count(*) FROM new_records) + (SELECT count(*) FROM new_subtrees)
+    + (SELECT count(*) FROM new_checkpoints) + (SELECT count(*) FROM new_commands)
+    + (SELECT count(*) FROM statuses_gone) + (SELECT count(*) FROM statuses_changed)
+    + (SELECT count(*) FROM statuses) + (SELECT count(*) FROM inbox_gone)
+    + (SELECT count(*) FROM inbox_new) + (SELECT count(*) FROM keys_gone)
+    + (SELECT count(*) FROM keys_new))";
 
 impl<'a> BatchArrays<'a> {
     /// A plan's records, commands, head and the projections of its streams, to be written if
@@ -869,6 +931,7 @@ impl<'a> BatchArrays<'a> {
             .bind(&self.subtree_hashes)
             .bind(&self.checkpoint_sizes)
             .bind(&self.checkpoint_notes)
+            .bind(self.expected_leaf.as_ref().map(<[u8; 32]>::as_slice))
             .execute(&mut *connection)
             .await?;
         Ok(())

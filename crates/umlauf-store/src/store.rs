@@ -122,6 +122,8 @@ pub struct WriterStats {
     pub busy: Duration,
     /// Time the writer waited, with appends in hand, for more to join the batch.
     pub gathering: Duration,
+    /// Batches sent while another batch was still in flight (PostgreSQL pipelining).
+    pub overlapped: u64,
 }
 
 /// Runs one query body on whichever pool the store has. The body is written once and compiled
@@ -605,6 +607,7 @@ impl Store {
             records: counters.records.load(Ordering::Relaxed),
             busy: Duration::from_micros(counters.busy_micros.load(Ordering::Relaxed)),
             gathering: Duration::from_micros(counters.gather_micros.load(Ordering::Relaxed)),
+            overlapped: counters.overlapped.load(Ordering::Relaxed),
         }
     }
 

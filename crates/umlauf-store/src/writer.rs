@@ -13,6 +13,7 @@
 //! among the service's tasks: it is the log's critical section, and every moment it spends queued
 //! behind request handling is a moment every appender waits.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -21,11 +22,14 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::append::Appended;
 use crate::batch::{Failed, Prepared};
+use crate::postgres::Planned;
 use crate::error::StoreError;
 use crate::tree::{CheckpointSigner, TreeState};
+use umlauf_domain::StreamId;
 use crate::{postgres, sqlite};
 
 /// One append's (or one `append_all` call's) request to the writer.
@@ -34,6 +38,60 @@ pub(crate) struct Job {
     pub(crate) items: Vec<Prepared>,
     pub(crate) reply: oneshot::Sender<Vec<Result<Appended, StoreError>>>,
 }
+
+impl Job {
+    /// Whether any of the job's appends involves one of `streams`.
+    fn touches(&self, streams: &HashSet<StreamId>) -> bool {
+        self.items
+            .iter()
+            .flat_map(Prepared::streams)
+            .any(|stream| streams.contains(stream))
+    }
+}
+
+/// Replies owed for a batch: each job's sender and how many of the batch's results are its.
+type Replies = Vec<(oneshot::Sender<Vec<Result<Appended, StoreError>>>, usize)>;
+
+/// Sends each job its share of a batch's results, in the batch's order.
+fn reply(replies: Replies, results: Vec<Result<Appended, StoreError>>) {
+    let mut results = results.into_iter();
+    for (reply, count) in replies {
+        // A caller that stopped waiting has dropped its receiver; its append stands.
+        let _ = reply.send(results.by_ref().take(count).collect());
+    }
+}
+
+/// Splits jobs into their replies and their appends, in order.
+fn split(jobs: Vec<Job>) -> (Replies, Vec<Prepared>) {
+    let mut replies = Vec::with_capacity(jobs.len());
+    let mut items = Vec::with_capacity(jobs.iter().map(|job| job.items.len()).sum());
+    for job in jobs {
+        replies.push((job.reply, job.items.len()));
+        items.extend(job.items);
+    }
+    (replies, items)
+}
+
+/// A PostgreSQL batch whose statement is on its way on a connection of its own.
+struct Flight {
+    task: JoinHandle<(PgConnection, Planned, Result<(), StoreError>)>,
+    replies: Replies,
+    /// The streams its appends involve: no other batch in flight may involve them.
+    streams: HashSet<StreamId>,
+    appends: usize,
+    started: Instant,
+}
+
+/// What became of a batch the PostgreSQL writer took.
+enum Launched {
+    /// Its statement is on its way.
+    Flight(Flight),
+    /// It was committed at once, its replies sent.
+    Committed { appends: usize, took: Duration },
+}
+
+/// Batches in flight at most (PostgreSQL): one commits while the next one's rows are written.
+const MAX_FLIGHTS: usize = 2;
 
 /// How the writer reaches its database.
 #[derive(Debug, Clone)]
@@ -58,6 +116,8 @@ pub(crate) struct Counters {
     pub(crate) busy_micros: AtomicU64,
     /// Microseconds spent waiting for more appends to join a batch.
     pub(crate) gather_micros: AtomicU64,
+    /// Batches sent while another was in flight.
+    pub(crate) overlapped: AtomicU64,
 }
 
 /// Adds `duration` to a counter of microseconds.
@@ -79,6 +139,49 @@ pub(crate) struct Limits {
 const MAX_GATHER: Duration = Duration::from_millis(5);
 /// How often it looks whether more have come.
 const GATHER_STEP: Duration = Duration::from_micros(50);
+
+/// Callers active (appends in flight and waiting) from which the PostgreSQL writer pipelines.
+const PIPELINE_FROM: usize = 8;
+
+/// Adds the writer's busy time up to now, from the later of `mark` and `started`, and moves
+/// `mark` to now: batches in flight together count once.
+fn count_busy(counters: &Counters, mark: &mut Instant, started: Instant) {
+    let now = Instant::now();
+    add_micros(&counters.busy_micros, now.saturating_duration_since((*mark).max(started)));
+    *mark = now;
+}
+
+/// Sorts the waiting jobs by their recording times and counts the appends of the longest run
+/// from the first that involves no stream of `in_flight` and fits in `max`.
+fn eligible(pending: &mut [Job], in_flight: &HashSet<StreamId>, max: usize) -> usize {
+    pending.sort_by_key(|job| job.items.first().map(|item| item.recorded_at));
+    let mut appends = 0;
+    for job in pending.iter() {
+        if job.touches(in_flight) || (appends > 0 && appends + job.items.len() > max) {
+            break;
+        }
+        appends += job.items.len();
+    }
+    appends
+}
+
+/// Takes that run (see [`eligible`]) out of `pending`.
+fn take_batch(
+    pending: &mut Vec<Job>,
+    pending_appends: &mut usize,
+    in_flight: &HashSet<StreamId>,
+    max: usize,
+) -> Vec<Job> {
+    let appends = eligible(pending, in_flight, max);
+    let mut taken = 0;
+    let mut count = 0;
+    while taken < appends {
+        taken += pending[count].items.len();
+        count += 1;
+    }
+    *pending_appends -= taken;
+    pending.drain(..count).collect()
+}
 
 /// Moves the queued jobs into `jobs`, up to `max` appends; whether any came.
 fn take_queued(
@@ -124,6 +227,8 @@ pub(crate) fn spawn(
 struct Writer {
     target: Target,
     connection: Option<WriterConnection>,
+    /// Idle connections for batches in flight (PostgreSQL).
+    spare: Vec<PgConnection>,
     /// What the writer knows of the log between batches (PostgreSQL).
     cache: postgres::WriterCache,
     /// The Merkle tree's frontier at the head, and the checkpoint signer.
@@ -142,6 +247,7 @@ impl Writer {
         Self {
             target,
             connection: None,
+            spare: Vec::new(),
             cache: postgres::WriterCache::default(),
             tree: TreeState {
                 frontier: None,
@@ -152,8 +258,16 @@ impl Writer {
         }
     }
 
+    /// Runs the writer until every sender of `queue` is gone.
+    async fn run(self, queue: mpsc::Receiver<Job>) {
+        match self.target {
+            Target::Postgres(_) => self.run_pipelined(queue).await,
+            Target::Sqlite(_) => self.run_serial(queue).await,
+        }
+    }
+
     /// Takes every job queued when it becomes free and commits them as one batch.
-    async fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+    async fn run_serial(mut self, mut queue: mpsc::Receiver<Job>) {
         // How many appends were waiting when the last batch was committed, and how long that
         // took.
         let mut expected = 1usize;
@@ -185,42 +299,286 @@ impl Writer {
             // A job's own appends keep their order (the sort is stable and moves whole jobs).
             jobs.sort_by_key(|job| job.items.first().map(|item| item.recorded_at));
             let started = Instant::now();
-            let mut replies = Vec::with_capacity(jobs.len());
-            let mut items = Vec::with_capacity(appends);
-            for job in jobs {
-                replies.push((job.reply, job.items.len()));
-                items.extend(job.items);
-            }
+            let (replies, items) = split(jobs);
+            self.count_appends(items.len());
             let results = self.commit_with_fallback(items).await;
             previous_commit = started.elapsed();
             expected = appends + queue.len();
             // Counted before the replies go out, so a caller that reads the figures after its
             // reply finds its batch in them.
             add_micros(&self.counters.busy_micros, started.elapsed());
-            let mut results = results.into_iter();
-            for (reply, count) in replies {
-                // A caller that stopped waiting has dropped its receiver; its append stands.
-                let _ = reply.send(results.by_ref().take(count).collect());
+            reply(replies, results);
+        }
+        self.close().await;
+    }
+
+    /// The PostgreSQL writer: as [`Writer::run_serial`], and under load it also pipelines.
+    /// While one batch's statement runs, the next batch is planned from what the writer
+    /// remembers (the head, the streams' versions, the tree's frontier, all as the batch in flight
+    /// leaves them) and sent on a second connection: its rows are written while the first batch
+    /// commits, and its head move waits for that commit (see `WRITE_BATCH`). Batches in flight
+    /// never share a stream (nor a stream one depends on), and jobs go out in the order of their
+    /// recording times: a job that must wait for a stream in flight holds back every job recorded
+    /// after it. If a batch fails, every batch sent after it fails too (its head move finds the
+    /// head elsewhere); their appends are judged again one batch after the other, in order.
+    ///
+    /// Pipelining starts when enough callers are active to fill two batches; below that the
+    /// writer commits one batch at a time, gathering as the serial writer does.
+    async fn run_pipelined(mut self, mut queue: mpsc::Receiver<Job>) {
+        let max = self.limits.max_batch_appends;
+        let mut pending: Vec<Job> = Vec::new();
+        let mut pending_appends = 0usize;
+        let mut flights: VecDeque<Flight> = VecDeque::new();
+        // The appends of the callers active the last time a batch landed, and how long the
+        // last batch took from its launch to its landing.
+        let mut expected = 1usize;
+        let mut previous_commit = Duration::ZERO;
+        let mut busy_mark = Instant::now();
+        let mut closed = false;
+        loop {
+            if pending.is_empty() && flights.is_empty() {
+                match queue.recv().await {
+                    Some(job) => {
+                        pending_appends += job.items.len();
+                        pending.push(job);
+                    }
+                    None => break,
+                }
+            }
+            take_queued(&mut queue, &mut pending, &mut pending_appends, max);
+            let pipelining = expected >= PIPELINE_FROM;
+            let target = if pipelining {
+                expected.div_ceil(MAX_FLIGHTS)
+            } else {
+                expected
+            }
+            .clamp(1, max);
+            if flights.is_empty() && !pending.is_empty() {
+                if pending_appends < target {
+                    let cap = previous_commit.min(MAX_GATHER);
+                    let started = Instant::now();
+                    while pending_appends < target && started.elapsed() < cap {
+                        std::thread::sleep(GATHER_STEP);
+                        take_queued(&mut queue, &mut pending, &mut pending_appends, max);
+                    }
+                    add_micros(&self.counters.gather_micros, started.elapsed());
+                }
+                let jobs = take_batch(&mut pending, &mut pending_appends, &HashSet::new(), max);
+                match self.launch(jobs).await {
+                    Launched::Flight(flight) => {
+                        busy_mark = Instant::now();
+                        flights.push_back(flight);
+                    }
+                    Launched::Committed { appends, took } => {
+                        previous_commit = took;
+                        expected = appends + pending_appends + queue.len();
+                    }
+                }
+                continue;
+            }
+            if pipelining && flights.len() < MAX_FLIGHTS && !pending.is_empty() {
+                let in_flight: HashSet<StreamId> = flights
+                    .iter()
+                    .flat_map(|flight| flight.streams.iter().cloned())
+                    .collect();
+                // Half a batch's worth is enough to start writing beside the batch in flight:
+                // waiting for a whole one would often outlast it.
+                if eligible(&mut pending, &in_flight, max) >= target.div_ceil(2) {
+                    let jobs = take_batch(&mut pending, &mut pending_appends, &in_flight, max);
+                    if let Launched::Flight(flight) = self.launch(jobs).await {
+                        self.counters.overlapped.fetch_add(1, Ordering::Relaxed);
+                        flights.push_back(flight);
+                    }
+                    continue;
+                }
+            }
+            let waiting_for_jobs = !closed && flights.len() < MAX_FLIGHTS && pipelining;
+            let Some(front) = flights.front_mut() else {
+                continue;
+            };
+            // Wait for the oldest batch to land; while a second could still go out, take in the
+            // jobs that come meanwhile.
+            let landed = if waiting_for_jobs {
+                tokio::select! {
+                    biased;
+                    landed = &mut front.task => landed,
+                    job = queue.recv() => {
+                        match job {
+                            Some(job) => {
+                                pending_appends += job.items.len();
+                                pending.push(job);
+                            }
+                            None => closed = true,
+                        }
+                        continue;
+                    }
+                }
+            } else {
+                (&mut front.task).await
+            };
+            if let Some(flight) = flights.pop_front() {
+                let active = flight.appends + flights.iter().map(|flight| flight.appends).sum::<usize>();
+                previous_commit = flight.started.elapsed();
+                self.land(flight, landed, &mut flights, &mut busy_mark).await;
+                expected = active + pending_appends + queue.len();
             }
         }
+        self.close().await;
+    }
+
+    /// Plans a batch from what the writer remembers and sends its statement on a connection of
+    /// its own, or commits it at once when it cannot be planned without reading (see
+    /// [`postgres::plan_from_cache`]), its replies sent. Only called with no batch in flight or
+    /// with jobs none of whose streams is in flight.
+    async fn launch(&mut self, jobs: Vec<Job>) -> Launched {
+        let started = Instant::now();
+        let (replies, items) = split(jobs);
+        let appends = items.len();
+        self.count_appends(appends);
+        let streams: HashSet<StreamId> = items.iter().flat_map(Prepared::streams).cloned().collect();
+        let connection = match self.spare.pop() {
+            Some(connection) => Ok(connection),
+            None => match self.connection.take() {
+                Some(WriterConnection::Postgres(connection)) => Ok(connection),
+                other => {
+                    self.connection = other;
+                    match &self.target {
+                        Target::Postgres(options) => PgConnection::connect_with(options)
+                            .await
+                            .map_err(StoreError::from),
+                        Target::Sqlite(_) => Err(StoreError::Closed),
+                    }
+                }
+            },
+        };
+        let planned = match connection {
+            Ok(connection) => postgres::plan_from_cache(
+                &mut self.cache,
+                &mut self.tree,
+                items,
+                self.limits.max_record_bytes,
+            )
+            .map(|planned| (connection, planned)),
+            Err(error) => Err(Failed { error, items }),
+        };
+        let items = match planned {
+            Ok((mut connection, Ok(planned))) => {
+                let task = tokio::spawn(async move {
+                    let result = postgres::write_planned(&mut connection, &planned).await;
+                    (connection, planned, result)
+                });
+                return Launched::Flight(Flight {
+                    task,
+                    replies,
+                    streams,
+                    appends,
+                    started,
+                });
+            }
+            Ok((connection, Err(items))) => {
+                // It needs reads: committed on its own, as the serial writer does.
+                self.keep(connection);
+                items
+            }
+            Err(Failed { items, .. }) => items,
+        };
+        let results = self.commit_with_fallback(items).await;
+        let took = started.elapsed();
+        add_micros(&self.counters.busy_micros, took);
+        reply(replies, results);
+        Launched::Committed { appends, took }
+    }
+
+    /// Takes in a batch that landed and answers its callers. If it failed, every batch still in
+    /// flight fails with it: each is waited for, and the appends of all are judged again, batch
+    /// after batch in their order.
+    async fn land(
+        &mut self,
+        flight: Flight,
+        landed: Result<(PgConnection, Planned, Result<(), StoreError>), tokio::task::JoinError>,
+        flights: &mut VecDeque<Flight>,
+        busy_mark: &mut Instant,
+    ) {
+        let mut failed = Vec::new();
+        let mut landing = Some((flight.replies, flight.started, landed));
+        while let Some((replies, started, landed)) = landing.take() {
+            match landed {
+                Ok((connection, planned, Ok(()))) => {
+                    self.keep(connection);
+                    self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                    self.counters.records.fetch_add(
+                        u64::try_from(planned.plan.records.len()).unwrap_or(u64::MAX),
+                        Ordering::Relaxed,
+                    );
+                    count_busy(&self.counters, busy_mark, started);
+                    reply(replies, planned.plan.into_results(&HashMap::new()));
+                }
+                Ok((connection, planned, Err(error))) => {
+                    if postgres::is_declined(&error) {
+                        self.keep(connection);
+                    } else {
+                        tracing::warn!(%error, "batch failed; judging its appends again");
+                    }
+                    postgres::forget(&mut self.cache, &mut self.tree);
+                    failed.push((replies, planned.plan.into_items()));
+                }
+                Err(error) => {
+                    // The statement's task did not finish: its appends' outcome is unknown, and
+                    // their callers get `closed`.
+                    tracing::error!(%error, "a batch's statement did not finish");
+                    postgres::forget(&mut self.cache, &mut self.tree);
+                }
+            }
+            if failed.is_empty() {
+                break;
+            }
+            if let Some(mut next) = flights.pop_front() {
+                let landed = (&mut next.task).await;
+                landing = Some((next.replies, next.started, landed));
+            }
+        }
+        for (replies, items) in failed {
+            let results = self.commit_with_fallback(items).await;
+            count_busy(&self.counters, busy_mark, Instant::now());
+            reply(replies, results);
+        }
+    }
+
+    /// Counts appends handed to the writer.
+    fn count_appends(&self, count: usize) {
+        self.counters.appends.fetch_add(
+            u64::try_from(count).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Keeps a connection that came back from a batch for the next ones.
+    fn keep(&mut self, connection: PgConnection) {
+        if self.connection.is_none() {
+            self.connection = Some(WriterConnection::Postgres(connection));
+        } else if self.spare.len() < MAX_FLIGHTS {
+            self.spare.push(connection);
+        }
+    }
+
+    async fn close(&mut self) {
         if let Some(connection) = self.connection.take() {
             let _ = match connection {
                 WriterConnection::Sqlite(connection) => connection.close().await,
                 WriterConnection::Postgres(connection) => connection.close().await,
             };
         }
+        for connection in self.spare.drain(..) {
+            let _ = connection.close().await;
+        }
     }
 
     /// Commits a batch; if its transaction fails, commits its appends one by one, so a failure
-    /// that belongs to one append reaches only that append.
+    /// that belongs to one append reaches only that append. The caller counts the appends.
     async fn commit_with_fallback(
         &mut self,
         items: Vec<Prepared>,
     ) -> Vec<Result<Appended, StoreError>> {
-        self.counters.appends.fetch_add(
-            u64::try_from(items.len()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
         let count = items.len();
         match self.commit(items).await {
             Ok(results) => results,

@@ -21,6 +21,7 @@ on_both_backends!(
     replicas_on_one_database_keep_positions_and_versions_unique,
     a_writer_that_finds_the_head_moved_judges_on_fresh_versions,
     waiting_appends_of_different_callers_are_taken_in_the_order_of_their_times,
+    a_failing_batch_fails_the_batch_behind_it_and_both_are_judged_again,
 );
 
 const CONTENDERS: usize = 16;
@@ -326,5 +327,82 @@ async fn waiting_appends_of_different_callers_are_taken_in_the_order_of_their_ti
         first(&earlier) + u64::try_from(earlier.records.len()).unwrap(),
         first(&later)
     );
+    check_log(&store).await;
+}
+
+/// Under load the PostgreSQL writer sends a batch while the one before it is still in flight.
+/// When the one before fails, the one behind it fails too (its head move finds the head
+/// elsewhere), and the appends of both are judged again, in order: only the append that failed
+/// gets the error, and the log stays gapless with its tree. (On SQLite the writer commits one
+/// batch at a time; the outcome is the same.)
+async fn a_failing_batch_fails_the_batch_behind_it_and_both_are_judged_again(db: Arc<TestDb>) {
+    const CIRCULATIONS: u64 = 16;
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    let mut opens = Vec::new();
+    for n in 1..=CIRCULATIONS {
+        opens.push(scenario.decide(&scenario.open(n, "simple-majority")).await);
+    }
+    // One batch of sixteen appends: the writer expects that many callers from now on.
+    for result in store.append_all(opens).await {
+        result.unwrap();
+    }
+    // The first circulation's status row refuses its next write; on PostgreSQL only after a
+    // while, so that the second batch goes out while the first is still in flight.
+    let poisoned = Scenario::circulation_id(1).0;
+    let poison = match db.backend {
+        Backend::Sqlite => format!(
+            "CREATE TRIGGER poison BEFORE UPDATE ON circulation_status \
+             WHEN NEW.circulation = '{poisoned}' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;"
+        ),
+        Backend::Postgres => format!(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.circulation = '{poisoned}' THEN PERFORM pg_sleep(0.5); \
+             RAISE EXCEPTION 'poisoned'; END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER poison BEFORE INSERT OR UPDATE ON circulation_status \
+             FOR EACH ROW EXECUTE FUNCTION poison();"
+        ),
+    };
+    db.raw(&poison).await.unwrap();
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    for n in 1..=CIRCULATIONS {
+        let vote = scenario.decide(&scenario.vote(n, "DE", "yes")).await;
+        if n <= CIRCULATIONS / 2 {
+            first.push(vote);
+        } else {
+            second.push(vote);
+        }
+    }
+
+    let before = store.writer_stats();
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move { store.append_all(first).await }
+    });
+    // Once the writer holds the first batch, the second one comes.
+    while store.writer_stats().appends == before.appends {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = store.append_all(second).await;
+    let first = first.await.unwrap();
+
+    let error = first[0].as_ref().unwrap_err();
+    assert_eq!(error.code(), "database");
+    assert!(error.to_string().contains("poisoned"), "{error}");
+    for result in first.iter().skip(1).chain(&second) {
+        assert!(!result.as_ref().unwrap().duplicate);
+    }
+    let after = store.writer_stats();
+    if db.backend == Backend::Postgres {
+        assert_eq!(after.overlapped - before.overlapped, 1, "{after:?}");
+    }
+    assert_eq!(after.appends - before.appends, CIRCULATIONS);
+    let status = store
+        .circulation(&Scenario::circulation_id(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.version, 1);
     check_log(&store).await;
 }
