@@ -26,11 +26,11 @@ use tokio::task::JoinHandle;
 
 use crate::append::Appended;
 use crate::batch::{Failed, Prepared};
-use crate::postgres::Planned;
 use crate::error::StoreError;
+use crate::postgres::Planned;
 use crate::tree::{CheckpointSigner, TreeState};
-use umlauf_domain::StreamId;
 use crate::{postgres, sqlite};
+use umlauf_domain::StreamId;
 
 /// One append's (or one `append_all` call's) request to the writer.
 #[derive(Debug)]
@@ -147,7 +147,10 @@ const PIPELINE_FROM: usize = 8;
 /// `mark` to now: batches in flight together count once.
 fn count_busy(counters: &Counters, mark: &mut Instant, started: Instant) {
     let now = Instant::now();
-    add_micros(&counters.busy_micros, now.saturating_duration_since((*mark).max(started)));
+    add_micros(
+        &counters.busy_micros,
+        now.saturating_duration_since((*mark).max(started)),
+    );
     *mark = now;
 }
 
@@ -417,9 +420,11 @@ impl Writer {
                 (&mut front.task).await
             };
             if let Some(flight) = flights.pop_front() {
-                let active = flight.appends + flights.iter().map(|flight| flight.appends).sum::<usize>();
+                let active =
+                    flight.appends + flights.iter().map(|flight| flight.appends).sum::<usize>();
                 previous_commit = flight.started.elapsed();
-                self.land(flight, landed, &mut flights, &mut busy_mark).await;
+                self.land(flight, landed, &mut flights, &mut busy_mark)
+                    .await;
                 expected = active + pending_appends + queue.len();
             }
         }
@@ -435,7 +440,8 @@ impl Writer {
         let (replies, items) = split(jobs);
         let appends = items.len();
         self.count_appends(appends);
-        let streams: HashSet<StreamId> = items.iter().flat_map(Prepared::streams).cloned().collect();
+        let streams: HashSet<StreamId> =
+            items.iter().flat_map(Prepared::streams).cloned().collect();
         let connection = match self.spare.pop() {
             Some(connection) => Ok(connection),
             None => match self.connection.take() {
@@ -546,10 +552,9 @@ impl Writer {
 
     /// Counts appends handed to the writer.
     fn count_appends(&self, count: usize) {
-        self.counters.appends.fetch_add(
-            u64::try_from(count).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
+        self.counters
+            .appends
+            .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 
     /// Keeps a connection that came back from a batch for the next ones.
