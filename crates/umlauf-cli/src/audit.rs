@@ -49,7 +49,7 @@ use umlauf_domain::ids::{BodyId, CirculationId};
 use umlauf_domain::read_model::{CirculationStatus, KeyStatus};
 use umlauf_proof::keys::public_key_from_base64;
 use umlauf_proof::note::NoteVerifier;
-use umlauf_store::{Store, StoreError, StoreOptions, StoredRecord};
+use umlauf_store::{Hash, ReadModelKey, Store, StoreError, StoreOptions};
 
 /// The exit code when the history differs from what it must be.
 const EXIT_FINDINGS: u8 = 1;
@@ -57,6 +57,8 @@ const EXIT_FINDINGS: u8 = 1;
 const EXIT_UNUSABLE: u8 = 2;
 /// Records read from the database ahead of the auditor, so reading and checking overlap.
 const READ_AHEAD: usize = 4096;
+/// Records fetched from the database per query: a long log is read in few round trips.
+const READ_PAGE: u32 = 2048;
 /// At most this many differences are named per read model.
 const DIFFERENCES_NAMED: usize = 5;
 
@@ -702,6 +704,7 @@ async fn open_store(url: &str, schema: Option<String>) -> anyhow::Result<Store> 
     }
     let mut options = StoreOptions::new(url).read_only();
     options.schema = schema;
+    options.read_page_size = READ_PAGE;
     Store::open_with(options)
         .await
         .with_context(|| format!("opening the store at {}", redact(url)))
@@ -721,9 +724,18 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// One record of the log as the audit needs it: its exact bytes and their stored leaf hash (the
+/// store has checked both against the row).
+struct LogRecord {
+    position: u64,
+    bytes: Vec<u8>,
+    leaf_hash: Hash,
+}
+
 /// Streams the log from position 1 up to `head` in a task of its own, so the database is read
-/// while the auditor checks what came before.
-fn read_log(store: &Store, head: u64) -> mpsc::Receiver<Result<StoredRecord, StoreError>> {
+/// while the auditor checks what came before. The record the store parsed is dropped here, in
+/// the task that read it: the auditor reads the bytes itself.
+fn read_log(store: &Store, head: u64) -> mpsc::Receiver<Result<LogRecord, StoreError>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
     if head == 0 {
         return receiver;
@@ -731,10 +743,18 @@ fn read_log(store: &Store, head: u64) -> mpsc::Receiver<Result<StoredRecord, Sto
     let mut records = Box::pin(store.read_from(1));
     tokio::spawn(async move {
         while let Some(item) = records.next().await {
-            let last = match &item {
+            let (item, last) = match item {
                 Ok(record) if record.position() > head => break,
-                Ok(record) => record.position() == head,
-                Err(_) => true,
+                Ok(record) => {
+                    let position = record.position();
+                    let record = LogRecord {
+                        position,
+                        bytes: record.bytes,
+                        leaf_hash: record.leaf_hash,
+                    };
+                    (Ok(record), position == head)
+                }
+                Err(error) => (Err(error), true),
             };
             if sender.send(item).await.is_err() || last {
                 break;
@@ -807,7 +827,7 @@ async fn audit_store(
         // record that arrived, before the records they cover.
         let mut last = read;
         for record in batch.iter().map_while(|item| item.as_ref().ok()) {
-            last = record.position();
+            last = record.position;
             if let Some(copy) = &mut copy {
                 copy.compare(&mut auditor, last, &record.bytes).await?;
             }
@@ -1014,55 +1034,57 @@ impl StoredModels {
     }
 
     /// Compares every stored read-model row with what was handed out: the inbox rows, and rows
-    /// of circulations or keys the log never had.
-    ///
-    /// The store offers its rows only all at once ([`Store::read_model_dump`]), so this holds
-    /// them in memory; the dump's lines are `table`, then the columns, tab-separated.
+    /// of circulations or keys the log never had. The rows' keys are streamed
+    /// ([`Store::read_model_keys`]); only the inbox rows are held, those of circulations still
+    /// open.
     async fn check_rows(&self, store: &Store, auditor: &mut Auditor) -> anyhow::Result<()> {
-        let dump = match store.read_model_dump().await {
-            Ok(dump) => dump,
-            Err(StoreError::CorruptReadModel(detail)) => {
-                auditor.record_read_model_mismatch(None, "read models", "dump", &detail);
-                return Ok(());
-            }
-            Err(error) => return Err(error).context("reading the read models"),
-        };
         let mut inbox = BTreeSet::new();
-        for line in dump.lines() {
-            let columns: Vec<&str> = line.split('\t').collect();
-            match columns.as_slice() {
-                ["circulation_status", circulation, ..] => {
-                    let known = uuid::Uuid::parse_str(circulation)
+        // Rows the log never had, in table and key order whatever order the rows came in.
+        let mut strangers = BTreeSet::new();
+        let mut keys = std::pin::pin!(store.read_model_keys());
+        while let Some(key) = keys.next().await {
+            let key = match key {
+                Ok(key) => key,
+                Err(StoreError::CorruptReadModel(detail)) => {
+                    auditor.record_read_model_mismatch(None, "read models", "rows", &detail);
+                    return Ok(());
+                }
+                Err(error) => return Err(error).context("reading the read models"),
+            };
+            match key {
+                ReadModelKey::Circulation(circulation) => {
+                    let known = uuid::Uuid::parse_str(&circulation)
                         .is_ok_and(|id| self.circulations.contains_key(&CirculationId(id)));
                     if !known {
-                        auditor.record_read_model_mismatch(
-                            None,
+                        strangers.insert((
                             "circulation_status",
                             circulation,
                             "a row for a circulation the log never opened",
-                        );
+                        ));
                     }
                 }
-                ["inbox", body, member, circulation] => {
-                    let circulation = uuid::Uuid::parse_str(circulation)
-                        .map_or_else(|_| (*circulation).to_owned(), |id| id.to_string());
-                    inbox.insert(((*body).to_owned(), (*member).to_owned(), circulation));
+                ReadModelKey::Inbox {
+                    body,
+                    member,
+                    circulation,
+                } => {
+                    let circulation = uuid::Uuid::parse_str(&circulation)
+                        .map_or(circulation, |id| id.to_string());
+                    inbox.insert((body, member, circulation));
                 }
-                ["key_status", body, key_id, ..]
-                    if !self
-                        .keys
-                        .contains(&((*body).to_owned(), (*key_id).to_owned())) =>
-                {
-                    auditor.record_read_model_mismatch(
-                        None,
-                        "key_status",
-                        &format!("{body} {key_id}"),
-                        "a row for a key the log never registered",
-                    );
+                ReadModelKey::Key { body, key_id } => {
+                    if !self.keys.contains(&(body.clone(), key_id.clone())) {
+                        strangers.insert((
+                            "key_status",
+                            format!("{body} {key_id}"),
+                            "a row for a key the log never registered",
+                        ));
+                    }
                 }
-                // Tables the store may add later are not compared here.
-                _ => {}
             }
+        }
+        for (table, key, detail) in strangers {
+            auditor.record_read_model_mismatch(None, table, &key, detail);
         }
         for (row, position) in &self.inbox {
             if !inbox.contains(row) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, Stream, StreamExt};
+use sqlx::Row as _;
 use sqlx::postgres::PgPool;
 use sqlx::sqlite::SqlitePool;
 use tokio::sync::{mpsc, oneshot};
@@ -137,6 +138,62 @@ macro_rules! on_pool {
             Backend::Postgres($pool) => $body,
         }
     };
+}
+
+/// The key of one stored read-model row (see [`Store::read_model_keys`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ReadModelKey {
+    /// A row of `circulation_status`.
+    Circulation(String),
+    /// A row of `inbox`: a member awaited in a circulation.
+    Inbox {
+        /// The circulation's body.
+        body: String,
+        /// The member awaited.
+        member: String,
+        /// The circulation's id.
+        circulation: String,
+    },
+    /// A row of `key_status`.
+    Key {
+        /// The body the key is registered with.
+        body: String,
+        /// The key's id.
+        key_id: String,
+    },
+}
+
+/// Rows [`Store::read_model_keys`] reads ahead of its consumer.
+const READ_MODEL_KEYS_BUFFER: usize = 1_024;
+
+/// Every read-model row's key, the same SQL on both backends.
+const READ_MODEL_KEYS: &str = "\
+SELECT 'circulation_status', CAST(circulation AS text), NULL, NULL FROM circulation_status \
+UNION ALL SELECT 'inbox', body, member, CAST(circulation AS text) FROM inbox \
+UNION ALL SELECT 'key_status', body, key_id, NULL FROM key_status";
+
+/// A row of [`READ_MODEL_KEYS`] as a key.
+fn read_model_key(
+    table: &str,
+    first: Option<String>,
+    second: Option<String>,
+    third: Option<String>,
+) -> Result<ReadModelKey, StoreError> {
+    let column = |value: Option<String>| {
+        value.ok_or_else(|| StoreError::CorruptReadModel(format!("a {table} row lacks a key")))
+    };
+    Ok(match table {
+        "circulation_status" => ReadModelKey::Circulation(column(first)?),
+        "inbox" => ReadModelKey::Inbox {
+            body: column(first)?,
+            member: column(second)?,
+            circulation: column(third)?,
+        },
+        _ => ReadModelKey::Key {
+            body: column(first)?,
+            key_id: column(second)?,
+        },
+    })
 }
 
 /// The database behind a store.
@@ -493,6 +550,42 @@ impl Store {
         };
         lines.sort_unstable();
         Ok(lines.concat())
+    }
+
+    /// The keys of every stored read-model row, streamed as the database returns them, never
+    /// all at once: a circulation's status row by its id, an inbox row whole, a key's row by
+    /// body and key id. An auditor who has replayed the log compares them with what the log
+    /// hands out, with memory that does not grow with the tables.
+    pub fn read_model_keys(&self) -> impl Stream<Item = Result<ReadModelKey, StoreError>> + Send {
+        // Rows go through a small channel from a task that owns the query, so the stream does
+        // not borrow the store.
+        let (sender, receiver) = mpsc::channel(READ_MODEL_KEYS_BUFFER);
+        let backend = self.inner.backend.clone();
+        tokio::spawn(async move {
+            let result: Result<(), StoreError> = on_pool!(&backend, |pool| async {
+                let mut rows = sqlx::query(READ_MODEL_KEYS).fetch(pool);
+                while let Some(row) = rows.next().await {
+                    let row = row?;
+                    let key = read_model_key(
+                        row.try_get(0)?,
+                        row.try_get(1)?,
+                        row.try_get(2)?,
+                        row.try_get(3)?,
+                    );
+                    if sender.send(key).await.is_err() {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            .await);
+            if let Err(error) = result {
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+        stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        })
     }
 
     /// The stored checkpoint note for tree size `size`; `None` if none was signed for it.

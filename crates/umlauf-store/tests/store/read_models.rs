@@ -1,13 +1,14 @@
 use std::sync::Arc;
 
 use chrono::Duration;
+use futures_util::TryStreamExt as _;
 use serde_json::json;
 use umlauf_domain::circulation::Circulation;
 use umlauf_domain::event::Decision;
 use umlauf_domain::ids::{KeyId, MemberId, PublicKey};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyState};
 use umlauf_domain::{Event, StreamId};
-use umlauf_store::Projection;
+use umlauf_store::{Projection, ReadModelKey};
 
 use crate::on_both_backends;
 use crate::support::{Scenario, TestDb, check_log, signing_key, start};
@@ -16,6 +17,7 @@ on_both_backends!(
     status_inbox_and_keys_follow_the_log,
     a_rebuild_from_the_log_gives_identical_content,
     a_projection_for_another_stream_is_refused,
+    the_read_model_keys_stream_every_stored_row,
 );
 
 fn member(id: &str) -> MemberId {
@@ -269,4 +271,56 @@ async fn a_projection_for_another_stream_is_refused(db: Arc<TestDb>) {
     );
     assert_eq!(store.head().await.unwrap(), head);
     store.append(vote).await.unwrap();
+}
+
+/// `read_model_keys` streams one key per stored row, the same rows the dump holds.
+async fn the_read_model_keys_stream_every_stored_row(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    scenario
+        .circulation_with_votes(1, "simple-majority", &[("DE", "yes"), ("DE-BE", "abstain")])
+        .await;
+    scenario
+        .circulation_with_votes(2, "unanimity", &[("DE", "yes"), ("DE-HH", "no")])
+        .await;
+    let mut keys: Vec<ReadModelKey> = store.read_model_keys().try_collect().await.unwrap();
+    keys.sort();
+    let mut expected: Vec<ReadModelKey> = store
+        .read_model_dump()
+        .await
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let columns: Vec<&str> = line.split('\t').collect();
+            match columns.as_slice() {
+                ["circulation_status", circulation, ..] => {
+                    ReadModelKey::Circulation((*circulation).to_owned())
+                }
+                ["inbox", body, member, circulation] => ReadModelKey::Inbox {
+                    body: (*body).to_owned(),
+                    member: (*member).to_owned(),
+                    circulation: (*circulation).to_owned(),
+                },
+                ["key_status", body, key_id, ..] => ReadModelKey::Key {
+                    body: (*body).to_owned(),
+                    key_id: (*key_id).to_owned(),
+                },
+                other => panic!("unexpected dump line {other:?}"),
+            }
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert!(keys.contains(&ReadModelKey::Circulation(
+        Scenario::circulation_id(1).to_string()
+    )));
+    // Circulation 1 awaits three of the five members.
+    let awaited = keys
+        .iter()
+        .filter(|key| {
+            matches!(key, ReadModelKey::Inbox { circulation, .. }
+            if *circulation == Scenario::circulation_id(1).to_string())
+        })
+        .count();
+    assert_eq!(awaited, 3);
 }
