@@ -21,6 +21,9 @@
 //!   drops it at the end
 //! - `UMLAUF_BENCH_ENVELOPE`: `0` (default) leaves each vote's signed envelope out of its record
 //!   (about 300 bytes, a vote's event); `1` stores it, as the service does (about 1 KB)
+//! - `UMLAUF_BENCH_IN_FLIGHT`: comma-separated settings of `StoreOptions::batches_in_flight` to
+//!   compare (default `1,2`), one store each on the same database, their slices alternating;
+//!   `flight` in the table (SQLite commits one batch at a time whatever the setting)
 //! - `UMLAUF_BENCH_CHECKPOINTS`: `1` (default) opens the store with a checkpoint signer, as the
 //!   service does, so every batch also stores its Merkle subtrees and a signed checkpoint; `0`
 //!   without (the subtrees are stored either way)
@@ -62,6 +65,7 @@ struct Settings {
     postgres_url: String,
     envelope: bool,
     checkpoints: bool,
+    in_flight: Vec<usize>,
 }
 
 fn settings() -> Settings {
@@ -89,6 +93,11 @@ fn settings() -> Settings {
             .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         envelope: var("UMLAUF_BENCH_ENVELOPE").as_deref() == Some("1"),
         checkpoints: var("UMLAUF_BENCH_CHECKPOINTS").as_deref() != Some("0"),
+        in_flight: var("UMLAUF_BENCH_IN_FLIGHT")
+            .unwrap_or_else(|| "1,2".into())
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
     }
 }
 
@@ -501,6 +510,59 @@ fn percentile(sorted: &[Duration], permille: usize) -> f64 {
     sorted[last * permille / 1000].as_secs_f64() * 1_000.0
 }
 
+/// One store's figures at one concurrency, gathered over its slices.
+struct Run {
+    in_flight: usize,
+    store: Store,
+    circulations: Vec<(CirculationId, Circulation)>,
+    before: umlauf_store::WriterStats,
+    tally: Tally,
+    /// The writer's busy and gathering time over the store's slices, against their wall time.
+    busy: Duration,
+    gathering: Duration,
+    time: Duration,
+}
+
+impl Run {
+    /// Measures one slice.
+    async fn measure(&mut self, slice: f64, envelope: bool) {
+        let (stats, started) = (self.store.writer_stats(), Instant::now());
+        let circulations = std::mem::take(&mut self.circulations);
+        let (now, round) = measure_store(&self.store, circulations, slice, envelope).await;
+        self.time += started.elapsed();
+        let after = self.store.writer_stats();
+        self.busy += after.busy - stats.busy;
+        self.gathering += after.gathering - stats.gathering;
+        self.circulations = now;
+        self.tally.latencies.extend(round.latencies);
+        self.tally.bytes += round.bytes;
+        self.tally.retries += round.retries;
+    }
+
+    fn print(mut self, name: &str, concurrency: usize, seconds: f64, baseline: f64) {
+        let after = self.store.writer_stats();
+        let before = &self.before;
+        let appends = self.tally.latencies.len();
+        let rate = appends as f64 / seconds;
+        self.tally.latencies.sort_unstable();
+        let row_bytes = self.tally.bytes / appends.max(1);
+        let batches = (after.batches - before.batches).max(1) as f64;
+        let per_batch = (after.appends - before.appends) as f64 / batches;
+        let share = |part: Duration| 100.0 * part.as_secs_f64() / self.time.as_secs_f64();
+        println!(
+            "{name:<9} {concurrency:>4} {:>6} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>5.0} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
+            self.in_flight,
+            percentile(&self.tally.latencies, 500),
+            percentile(&self.tally.latencies, 990),
+            100.0 * (after.overlapped - before.overlapped) as f64 / batches,
+            share(self.busy),
+            share(self.gathering),
+            self.tally.retries,
+            rate / baseline,
+        );
+    }
+}
+
 async fn run_backend(name: &str, settings: &Settings) {
     let database = match name {
         "sqlite" => {
@@ -517,64 +579,59 @@ async fn run_backend(name: &str, settings: &Settings) {
         },
         other => panic!("unknown backend {other}: use sqlite or postgres"),
     };
-    let store = match Store::open_with(database.options(settings.checkpoints)).await {
-        Ok(store) => store,
-        Err(error) => panic!("the {name} benchmark needs its database ({error})"),
-    };
+    // One store per setting of batches in flight, all on the same database; their slices
+    // alternate with each other and with the baseline's.
+    let mut stores = Vec::new();
+    for &in_flight in &settings.in_flight {
+        let options = database
+            .options(settings.checkpoints)
+            .batches_in_flight(in_flight);
+        match Store::open_with(options).await {
+            Ok(store) => stores.push((in_flight, store)),
+            Err(error) => panic!("the {name} benchmark needs its database ({error})"),
+        }
+    }
     database.create_baseline_table().await;
-    let body = constitute(&store).await;
+    let body = constitute(&stores[0].1).await;
     let baseline_wanted = std::env::var("UMLAUF_BENCH_BASELINE").as_deref() != Ok("0");
     let slice = settings.seconds / f64::from(settings.rounds);
     for &concurrency in &settings.concurrency {
-        let mut circulations = open_circulations(&store, &body, concurrency).await;
-        let before = store.writer_stats();
-        let mut tally = Tally::default();
+        let mut runs = Vec::new();
+        for (in_flight, store) in &stores {
+            runs.push(Run {
+                in_flight: *in_flight,
+                store: store.clone(),
+                circulations: open_circulations(store, &body, concurrency).await,
+                before: store.writer_stats(),
+                tally: Tally::default(),
+                busy: Duration::ZERO,
+                gathering: Duration::ZERO,
+                time: Duration::ZERO,
+            });
+        }
         let mut inserts = 0u64;
-        // The writer's busy and gathering time over the store's slices, against their wall time.
-        let (mut busy, mut gathering, mut store_time) =
-            (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for _ in 0..settings.rounds {
-            let (stats, started) = (store.writer_stats(), Instant::now());
-            let (now, round) = measure_store(&store, circulations, slice, settings.envelope).await;
-            store_time += started.elapsed();
-            let stats_after = store.writer_stats();
-            busy += stats_after.busy - stats.busy;
-            gathering += stats_after.gathering - stats.gathering;
-            circulations = now;
-            tally.latencies.extend(round.latencies);
-            tally.bytes += round.bytes;
-            tally.retries += round.retries;
+            for run in &mut runs {
+                run.measure(slice, settings.envelope).await;
+            }
             if baseline_wanted {
+                let tally = &runs[0].tally;
                 let row_bytes = tally.bytes / tally.latencies.len().max(1);
                 inserts += measure_inserts(&database, concurrency, slice, row_bytes).await;
             }
         }
-        let after = store.writer_stats();
-        let appends = tally.latencies.len();
-        let rate = appends as f64 / settings.seconds;
-        tally.latencies.sort_unstable();
-        let row_bytes = tally.bytes / appends.max(1);
-        let per_batch = (after.appends - before.appends) as f64
-            / (after.batches - before.batches).max(1) as f64;
         let baseline = if baseline_wanted {
             inserts as f64 / settings.seconds
         } else {
             f64::NAN
         };
-        let share = |part: Duration| 100.0 * part.as_secs_f64() / store_time.as_secs_f64();
-        println!(
-            "{name:<9} {concurrency:>4} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>5.0} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
-            percentile(&tally.latencies, 500),
-            percentile(&tally.latencies, 990),
-            100.0 * (after.overlapped - before.overlapped) as f64
-                / (after.batches - before.batches).max(1) as f64,
-            share(busy),
-            share(gathering),
-            tally.retries,
-            rate / baseline,
-        );
+        for run in runs {
+            run.print(name, concurrency, settings.seconds, baseline);
+        }
     }
-    store.close().await;
+    for (_, store) in &stores {
+        store.close().await;
+    }
     database.remove().await;
 }
 
@@ -593,9 +650,10 @@ async fn main() {
         }
     );
     println!(
-        "{:<9} {:>4} {:>11} {:>8} {:>8} {:>7} {:>5} {:>6} {:>6} {:>7} {:>6} {:>12} {:>7}",
+        "{:<9} {:>4} {:>6} {:>11} {:>8} {:>8} {:>7} {:>5} {:>6} {:>6} {:>7} {:>6} {:>12} {:>7}",
         "backend",
         "conc",
+        "flight",
         "appends/s",
         "p50 ms",
         "p99 ms",

@@ -49,8 +49,8 @@ pub use append::{Append, Appended, Cause, Head, Projection, StoredRecord};
 pub use error::{ConflictKind, StoreError, parse_stream};
 pub use leaf::leaf_hash;
 pub use store::{
-    MAX_BATCH_APPENDS, MAX_RECORD_BYTES, READ_PAGE_SIZE, ReadModelKey, RebuildSummary, Store,
-    StoreOptions, WriterStats,
+    BATCHES_IN_FLIGHT, MAX_BATCH_APPENDS, MAX_RECORD_BYTES, READ_PAGE_SIZE, ReadModelKey,
+    RebuildSummary, Store, StoreOptions, WriterStats,
 };
 pub use tree::CheckpointSigner;
 pub use umlauf_proof::merkle::Hash;

@@ -34,6 +34,8 @@ pub const READ_PAGE_SIZE: u32 = 500;
 
 /// How many appends one group commit takes at most, unless configured otherwise.
 pub const MAX_BATCH_APPENDS: usize = 512;
+/// Default for [`StoreOptions::batches_in_flight`].
+pub const BATCHES_IN_FLIGHT: usize = 2;
 
 /// How many appends may wait for the writer before callers wait to queue theirs.
 const QUEUE_DEPTH: usize = 4096;
@@ -56,6 +58,10 @@ pub struct StoreOptions {
     pub read_page_size: u32,
     /// How many appends one group commit takes at most.
     pub max_batch_appends: usize,
+    /// PostgreSQL: how many batches the writer may have in flight at once (at least 1). With 2,
+    /// the default, under load the next batch's rows are written while the previous batch
+    /// commits; 1 commits one batch at a time.
+    pub batches_in_flight: usize,
     /// Open for reading only, as an auditor does: no migrations, SQLite opened `mode=ro` and
     /// never created, PostgreSQL transactions read-only; a database without the log's tables
     /// fails with [`StoreError::NotALog`], and appends fail with [`StoreError::ReadOnly`].
@@ -75,6 +81,7 @@ impl StoreOptions {
             max_record_bytes: MAX_RECORD_BYTES,
             read_page_size: READ_PAGE_SIZE,
             max_batch_appends: MAX_BATCH_APPENDS,
+            batches_in_flight: BATCHES_IN_FLIGHT,
             read_only: false,
             checkpoints: None,
         }
@@ -89,6 +96,13 @@ impl StoreOptions {
     /// Signs a checkpoint for every committed batch: see [`StoreOptions::checkpoints`].
     pub fn checkpoints(mut self, signer: CheckpointSigner) -> Self {
         self.checkpoints = Some(signer);
+        self
+    }
+
+    /// Lets the PostgreSQL writer have this many batches in flight at once: see
+    /// [`StoreOptions::batches_in_flight`].
+    pub fn batches_in_flight(mut self, batches: usize) -> Self {
+        self.batches_in_flight = batches;
         self
     }
 
@@ -297,6 +311,7 @@ impl Store {
             let limits = Limits {
                 max_batch_appends: options.max_batch_appends.max(1),
                 max_record_bytes: options.max_record_bytes,
+                batches_in_flight: options.batches_in_flight.max(1),
             };
             writer::spawn(
                 target,

@@ -90,9 +90,6 @@ enum Launched {
     Committed { appends: usize, took: Duration },
 }
 
-/// Batches in flight at most (PostgreSQL): one commits while the next one's rows are written.
-const MAX_FLIGHTS: usize = 2;
-
 /// How the writer reaches its database.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
@@ -133,6 +130,8 @@ fn add_micros(counter: &AtomicU64, duration: Duration) {
 pub(crate) struct Limits {
     pub(crate) max_batch_appends: usize,
     pub(crate) max_record_bytes: usize,
+    /// PostgreSQL: batches in flight at most.
+    pub(crate) batches_in_flight: usize,
 }
 
 /// How long the writer waits at most for more appends to join a batch.
@@ -329,6 +328,7 @@ impl Writer {
     /// writer commits one batch at a time, gathering as the serial writer does.
     async fn run_pipelined(mut self, mut queue: mpsc::Receiver<Job>) {
         let max = self.limits.max_batch_appends;
+        let max_flights = self.limits.batches_in_flight;
         let mut pending: Vec<Job> = Vec::new();
         let mut pending_appends = 0usize;
         let mut flights: VecDeque<Flight> = VecDeque::new();
@@ -349,9 +349,9 @@ impl Writer {
                 }
             }
             take_queued(&mut queue, &mut pending, &mut pending_appends, max);
-            let pipelining = expected >= PIPELINE_FROM;
+            let pipelining = max_flights > 1 && expected >= PIPELINE_FROM;
             let target = if pipelining {
-                expected.div_ceil(MAX_FLIGHTS)
+                expected.div_ceil(max_flights)
             } else {
                 expected
             }
@@ -379,7 +379,7 @@ impl Writer {
                 }
                 continue;
             }
-            if pipelining && flights.len() < MAX_FLIGHTS && !pending.is_empty() {
+            if pipelining && flights.len() < max_flights && !pending.is_empty() {
                 let in_flight: HashSet<StreamId> = flights
                     .iter()
                     .flat_map(|flight| flight.streams.iter().cloned())
@@ -395,7 +395,7 @@ impl Writer {
                     continue;
                 }
             }
-            let waiting_for_jobs = !closed && flights.len() < MAX_FLIGHTS && pipelining;
+            let waiting_for_jobs = !closed && flights.len() < max_flights && pipelining;
             let Some(front) = flights.front_mut() else {
                 continue;
             };
@@ -561,7 +561,7 @@ impl Writer {
     fn keep(&mut self, connection: PgConnection) {
         if self.connection.is_none() {
             self.connection = Some(WriterConnection::Postgres(connection));
-        } else if self.spare.len() < MAX_FLIGHTS {
+        } else if self.spare.len() < self.limits.batches_in_flight {
             self.spare.push(connection);
         }
     }
