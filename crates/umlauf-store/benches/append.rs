@@ -9,6 +9,11 @@
 //! measured slices the writer spent committing batches and `wait%` the share it waited, with
 //! appends in hand, for more to join (the rest it had nothing to do: the appenders were
 //! preparing their next appends), and `clock` the appends retried after `clock_behind`.
+//! `cpu us` is the CPU time one append (and one INSERT transaction) cost the machine: this
+//! process and every PostgreSQL process together, in microseconds, over the slices of each (other
+//! work on the machine that runs in PostgreSQL counts too). When the machine's cores are the
+//! bound, the rates go as the inverse of these.
+//!
 //! Environment:
 //! - `UMLAUF_BENCH_SECONDS`: measured seconds per figure (default 4), split into
 //!   `UMLAUF_BENCH_ROUNDS` (default 4) slices that alternate between the store and the baseline,
@@ -271,6 +276,8 @@ struct Tally {
     latencies: Vec<Duration>,
     bytes: usize,
     retries: u64,
+    /// Appends completed, the warm-up's included.
+    total: u64,
 }
 
 /// Appends votes from one task per circulation for the warm-up and `seconds`; counts what
@@ -327,6 +334,7 @@ async fn measure_store(
                         }
                     };
                     let finished = Instant::now();
+                    tally.total += 1;
                     if started >= measure_from && finished <= measure_until {
                         tally.latencies.push(finished - started);
                         tally.bytes += appended.records[0].bytes.len();
@@ -344,6 +352,7 @@ async fn measure_store(
         total.latencies.extend(tally.latencies);
         total.bytes += tally.bytes;
         total.retries += tally.retries;
+        total.total += tally.total;
     }
     (circulations, total)
 }
@@ -355,21 +364,24 @@ async fn measure_inserts(
     concurrency: usize,
     seconds: f64,
     row_bytes: usize,
-) -> u64 {
+) -> (u64, u64) {
     let start = Instant::now();
     let measure_from = start + WARM_UP;
     let measure_until = measure_from + Duration::from_secs_f64(seconds);
     let payload = Arc::new(vec![b'x'; row_bytes]);
     let count = Arc::new(AtomicU64::new(0));
+    let total = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let payload = Arc::clone(&payload);
         let count = Arc::clone(&count);
+        let total = Arc::clone(&total);
         let mut connection = database.connect().await;
         tasks.push(tokio::spawn(async move {
             while Instant::now() < measure_until {
                 let started = Instant::now();
                 connection.insert(&payload).await;
+                total.fetch_add(1, Ordering::Relaxed);
                 if started >= measure_from && Instant::now() <= measure_until {
                     count.fetch_add(1, Ordering::Relaxed);
                 }
@@ -380,7 +392,44 @@ async fn measure_inserts(
     for task in tasks {
         task.await.unwrap();
     }
-    count.load(Ordering::Relaxed)
+    (count.load(Ordering::Relaxed), total.load(Ordering::Relaxed))
+}
+
+/// CPU time in clock ticks (1/100 s) of this process and of every PostgreSQL process, those that
+/// ended meanwhile included (they count in the postmaster's waited-for children): what one
+/// operation costs the machine, whoever spends it.
+fn cpu_ticks() -> u64 {
+    let mut ticks = 0;
+    let mut postgres = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|name| name.parse::<u32>().ok()) else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        // Fields after the command name: N of the line is at N - 3.
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|field| field.parse().unwrap_or(0))
+            .collect();
+        let field = |index: usize| fields.get(index).copied().unwrap_or(0);
+        if pid == std::process::id() {
+            ticks += field(11) + field(12);
+        } else if head.ends_with("(postgres") {
+            postgres.push((pid, field(1), field(11) + field(12), field(13) + field(14)));
+        }
+    }
+    for (_, parent, own, children) in &postgres {
+        ticks += own;
+        // The postmaster: its parent is no PostgreSQL process.
+        if !postgres.iter().any(|(pid, ..)| u64::from(*pid) == *parent) {
+            ticks += children;
+        }
+    }
+    ticks
 }
 
 /// The database a backend's figures are taken on.
@@ -521,15 +570,18 @@ struct Run {
     busy: Duration,
     gathering: Duration,
     time: Duration,
+    /// CPU ticks spent during its slices (see [`cpu_ticks`]).
+    cpu: u64,
 }
 
 impl Run {
     /// Measures one slice.
     async fn measure(&mut self, slice: f64, envelope: bool) {
-        let (stats, started) = (self.store.writer_stats(), Instant::now());
+        let (stats, started, cpu) = (self.store.writer_stats(), Instant::now(), cpu_ticks());
         let circulations = std::mem::take(&mut self.circulations);
         let (now, round) = measure_store(&self.store, circulations, slice, envelope).await;
         self.time += started.elapsed();
+        self.cpu += cpu_ticks() - cpu;
         let after = self.store.writer_stats();
         self.busy += after.busy - stats.busy;
         self.gathering += after.gathering - stats.gathering;
@@ -537,9 +589,17 @@ impl Run {
         self.tally.latencies.extend(round.latencies);
         self.tally.bytes += round.bytes;
         self.tally.retries += round.retries;
+        self.tally.total += round.total;
     }
 
-    fn print(mut self, name: &str, concurrency: usize, seconds: f64, baseline: f64) {
+    fn print(
+        mut self,
+        name: &str,
+        concurrency: usize,
+        seconds: f64,
+        baseline: f64,
+        baseline_cpu: f64,
+    ) {
         let after = self.store.writer_stats();
         let before = &self.before;
         let appends = self.tally.latencies.len();
@@ -550,7 +610,7 @@ impl Run {
         let per_batch = (after.appends - before.appends) as f64 / batches;
         let share = |part: Duration| 100.0 * part.as_secs_f64() / self.time.as_secs_f64();
         println!(
-            "{name:<9} {concurrency:>4} {:>6} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>5.0} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {baseline:>12.0} {:>7.2}",
+            "{name:<9} {concurrency:>4} {:>6} {rate:>11.0} {:>8.2} {:>8.2} {per_batch:>7.1} {:>5.0} {:>6.0} {:>6.0} {:>7} {row_bytes:>6} {:>7.0} {baseline:>12.0} {baseline_cpu:>7.0} {:>7.2}",
             self.in_flight,
             percentile(&self.tally.latencies, 500),
             percentile(&self.tally.latencies, 990),
@@ -558,6 +618,7 @@ impl Run {
             share(self.busy),
             share(self.gathering),
             self.tally.retries,
+            self.cpu as f64 * 10_000.0 / self.tally.total.max(1) as f64,
             rate / baseline,
         );
     }
@@ -607,9 +668,10 @@ async fn run_backend(name: &str, settings: &Settings) {
                 busy: Duration::ZERO,
                 gathering: Duration::ZERO,
                 time: Duration::ZERO,
+                cpu: 0,
             });
         }
-        let mut inserts = 0u64;
+        let (mut inserts, mut inserts_total, mut inserts_cpu) = (0u64, 0u64, 0u64);
         for _ in 0..settings.rounds {
             for run in &mut runs {
                 run.measure(slice, settings.envelope).await;
@@ -617,16 +679,24 @@ async fn run_backend(name: &str, settings: &Settings) {
             if baseline_wanted {
                 let tally = &runs[0].tally;
                 let row_bytes = tally.bytes / tally.latencies.len().max(1);
-                inserts += measure_inserts(&database, concurrency, slice, row_bytes).await;
+                let cpu = cpu_ticks();
+                let (measured, total) =
+                    measure_inserts(&database, concurrency, slice, row_bytes).await;
+                inserts_cpu += cpu_ticks() - cpu;
+                inserts += measured;
+                inserts_total += total;
             }
         }
-        let baseline = if baseline_wanted {
-            inserts as f64 / settings.seconds
+        let (baseline, baseline_cpu) = if baseline_wanted {
+            (
+                inserts as f64 / settings.seconds,
+                inserts_cpu as f64 * 10_000.0 / inserts_total.max(1) as f64,
+            )
         } else {
-            f64::NAN
+            (f64::NAN, f64::NAN)
         };
         for run in runs {
-            run.print(name, concurrency, settings.seconds, baseline);
+            run.print(name, concurrency, settings.seconds, baseline, baseline_cpu);
         }
     }
     for (_, store) in &stores {
@@ -650,7 +720,7 @@ async fn main() {
         }
     );
     println!(
-        "{:<9} {:>4} {:>6} {:>11} {:>8} {:>8} {:>7} {:>5} {:>6} {:>6} {:>7} {:>6} {:>12} {:>7}",
+        "{:<9} {:>4} {:>6} {:>11} {:>8} {:>8} {:>7} {:>5} {:>6} {:>6} {:>7} {:>6} {:>7} {:>12} {:>7} {:>7}",
         "backend",
         "conc",
         "flight",
@@ -663,7 +733,9 @@ async fn main() {
         "wait%",
         "clock",
         "bytes",
+        "cpu us",
         "insert tx/s",
+        "cpu us",
         "ratio"
     );
     for backend in &settings.backends {
