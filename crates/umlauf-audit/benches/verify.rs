@@ -22,7 +22,7 @@ use std::io::{BufReader, BufWriter, Read as _, Write as _};
 use std::time::Instant;
 
 use ed25519_dalek::{Signature, Signer as _};
-use umlauf_audit::bundle::{BundleItem, BundleReader, BundleWriter};
+use umlauf_audit::bundle::{BundleLine, BundleReader, BundleWriter};
 use umlauf_audit::{AuditOptions, Auditor};
 use umlauf_proof::batch::{self, Triple};
 use umlauf_proof::keys::signing_key_from_seed;
@@ -65,13 +65,13 @@ fn main() {
     let mut auditor = Auditor::new(history::anchors(), AuditOptions::default());
     let mut records = 0_u64;
     let mut sampled = false;
-    while let Some(item) = reader.next_item().unwrap() {
-        match item {
-            BundleItem::Record(bytes) => {
+    while let Some(line) = reader.next_line().unwrap() {
+        match line {
+            BundleLine::Record(bytes) => {
                 records += 1;
-                auditor.push(&bytes).unwrap();
+                auditor.push(bytes).unwrap();
             }
-            BundleItem::Checkpoint(note) => {
+            BundleLine::Checkpoint(note) => {
                 auditor.add_checkpoint(&note).unwrap();
             }
         }

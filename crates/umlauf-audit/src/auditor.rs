@@ -10,11 +10,19 @@
 //! signatures of a few more), the frontier holds O(log n) hashes, a circulation's
 //! state is dropped as soon as it closes (only its 16-byte id is kept, so a record arriving after
 //! the close is caught), and findings are capped.
+//!
+//! Most records are read without building JSON values: a record exactly as the service writes
+//! it has its envelope's strings read in place and its data checked to be canonical JSON text
+//! and kept as such, compared with the event replay produces by writing that event's data
+//! against it; a record in any other form is read into values, as strictly.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use umlauf_domain::body::{self, Body};
 use umlauf_domain::circulation::{self, Circulation};
 use umlauf_domain::event::{Decision, Event};
@@ -76,9 +84,12 @@ pub struct Auditor {
     log_key: umlauf_proof::note::NoteVerifier,
     genesis_by_keyid: HashMap<String, VerifyingKey>,
     genesis_key_ids: std::collections::BTreeSet<KeyId>,
-    buffer: Vec<(Vec<u8>, Option<Hash>)>,
+    /// The records of the chunk being filled.
+    buffer: Chunk,
     /// The chunk being read on worker threads, replayed when the next chunk is full.
     reading: Vec<std::thread::JoinHandle<Vec<Prepared>>>,
+    /// The records `reading` reads, shared with its threads; its buffers are reused once read.
+    reading_chunk: Option<Arc<Chunk>>,
     /// Signatures of replayed chunks, gathered until [`VERIFY_CHUNKS`] chunks' worth start being
     /// verified together.
     unverified: Vec<SignatureJob>,
@@ -126,6 +137,70 @@ struct PendingCommand {
     events: std::collections::VecDeque<Event>,
 }
 
+/// Pushed records, their bytes one after another: one allocation per chunk, not per record.
+#[derive(Debug, Default)]
+struct Chunk {
+    bytes: Vec<u8>,
+    /// Where each record's bytes end, and the leaf hash stored beside it.
+    records: Vec<(usize, Option<Hash>)>,
+}
+
+impl Chunk {
+    fn push(&mut self, record: &[u8], stored_leaf_hash: Option<Hash>) {
+        self.bytes.extend_from_slice(record);
+        self.records.push((self.bytes.len(), stored_leaf_hash));
+    }
+
+    fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Record `index`'s bytes and stored leaf hash.
+    fn record(&self, index: usize) -> (&[u8], Option<Hash>) {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |previous| self.records[previous].0);
+        let (end, stored) = self.records[index];
+        (&self.bytes[start..end], stored)
+    }
+
+    /// The same buffers, holding no records.
+    fn emptied(mut self) -> Self {
+        self.bytes.clear();
+        self.records.clear();
+        self
+    }
+}
+
+/// Starts reading `chunk` on up to `threads` threads, each a contiguous part of it; joining the
+/// handles in order gives the prepared records in order.
+fn spawn_reading(
+    chunk: &Arc<Chunk>,
+    threads: usize,
+) -> Vec<std::thread::JoinHandle<Vec<Prepared>>> {
+    let count = chunk.len();
+    let size = count.div_ceil(threads.max(1)).max(1);
+    (0..count)
+        .step_by(size)
+        .map(|start| {
+            let chunk = Arc::clone(chunk);
+            let end = (start + size).min(count);
+            std::thread::spawn(move || {
+                (start..end)
+                    .map(|index| {
+                        let (bytes, stored) = chunk.record(index);
+                        prepare(bytes, stored)
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
 /// A record as read in parallel, before replay.
 struct Prepared {
     leaf: Hash,
@@ -134,10 +209,49 @@ struct Prepared {
 }
 
 struct Parsed {
-    record: Record,
+    record: Recorded,
     canonical: bool,
     /// `Some` when the record carries an envelope.
     signed: Option<Result<Signed, String>>,
+}
+
+/// A parsed record whose data may still be text.
+#[derive(Debug)]
+struct Recorded {
+    /// The record; its `data` is `null` while `data_text` holds it.
+    record: Record,
+    /// The data's canonical JSON text ([`canonical_value_len`]), where it was left unparsed:
+    /// compared with replay's event as text, and parsed only when it differs.
+    data_text: Option<Box<[u8]>>,
+}
+
+impl Recorded {
+    fn parsed(record: Record) -> Self {
+        Self {
+            record,
+            data_text: None,
+        }
+    }
+
+    /// The record with its data as a JSON value.
+    fn with_data(&self) -> Cow<'_, Record> {
+        match &self.data_text {
+            None => Cow::Borrowed(&self.record),
+            Some(text) => Cow::Owned(Record {
+                // Checked to be canonical JSON text when it was left unparsed.
+                data: serde_json::from_slice(text).unwrap_or_default(),
+                ..self.record.clone()
+            }),
+        }
+    }
+}
+
+impl std::ops::Deref for Recorded {
+    type Target = Record;
+
+    fn deref(&self) -> &Record {
+        &self.record
+    }
 }
 
 struct Signed {
@@ -171,8 +285,9 @@ impl Auditor {
             genesis_by_keyid,
             log_key: anchors.log_key,
             options,
-            buffer: Vec::new(),
+            buffer: Chunk::default(),
             reading: Vec::new(),
+            reading_chunk: None,
             unverified: Vec::new(),
             verifying: Vec::new(),
             replay: Replay {
@@ -255,7 +370,7 @@ impl Auditor {
 
     /// Pushes the next record's exact bytes.
     pub fn push(&mut self, record: &[u8]) -> Result<Vec<Output>, AuditError> {
-        self.push_inner(record.to_vec(), None)
+        self.push_inner(record, None)
     }
 
     /// Pushes the next record with the leaf hash its source stores beside it, which must be the
@@ -265,18 +380,18 @@ impl Auditor {
         record: &[u8],
         stored_leaf_hash: Hash,
     ) -> Result<Vec<Output>, AuditError> {
-        self.push_inner(record.to_vec(), Some(stored_leaf_hash))
+        self.push_inner(record, Some(stored_leaf_hash))
     }
 
     fn push_inner(
         &mut self,
-        record: Vec<u8>,
+        record: &[u8],
         stored_leaf_hash: Option<Hash>,
     ) -> Result<Vec<Output>, AuditError> {
         if self.ended {
             return Err(AuditError::Ended);
         }
-        self.buffer.push((record, stored_leaf_hash));
+        self.buffer.push(record, stored_leaf_hash);
         if self.buffer.len() >= self.options.chunk_size.max(1) {
             return Ok(self.advance());
         }
@@ -436,17 +551,14 @@ impl Auditor {
     /// threads, the chunk read before them is replayed here, and its signatures start being
     /// verified once those of the chunk before it are collected.
     fn advance(&mut self) -> Vec<Output> {
-        let inputs = std::mem::take(&mut self.buffer);
-        let reading = if inputs.is_empty() {
-            Vec::new()
+        let (reading, reading_chunk) = if self.buffer.is_empty() {
+            (Vec::new(), None)
         } else {
-            spawn_parts(inputs, self.options.threads, |part| {
-                part.into_iter()
-                    .map(|(bytes, stored)| prepare(&bytes, stored))
-                    .collect()
-            })
+            let chunk = Arc::new(std::mem::take(&mut self.buffer));
+            (spawn_reading(&chunk, self.options.threads), Some(chunk))
         };
         let previous = std::mem::replace(&mut self.reading, reading);
+        let previous_chunk = std::mem::replace(&mut self.reading_chunk, reading_chunk);
         let mut outputs = Vec::new();
         if previous.is_empty() {
             return outputs;
@@ -456,6 +568,12 @@ impl Auditor {
             for record in join(part) {
                 self.replay_record(record, &mut outputs, &mut jobs);
             }
+        }
+        // Its threads are done with it: its buffers take the next chunk's records.
+        if let Some(chunk) = previous_chunk.and_then(Arc::into_inner)
+            && self.buffer.is_empty()
+        {
+            self.buffer = chunk.emptied();
         }
         self.unverified = jobs;
         if self.unverified.len() >= self.options.chunk_size.max(1) * VERIFY_CHUNKS {
@@ -724,7 +842,7 @@ impl Auditor {
     fn replay_command(
         &mut self,
         position: u64,
-        record: &Record,
+        record: &Recorded,
         signed: Result<Signed, String>,
         outputs: &mut Vec<Output>,
         jobs: &mut Vec<SignatureJob>,
@@ -892,7 +1010,12 @@ impl Auditor {
         !ids.insert(command_id)
     }
 
-    fn replay_deadline_close(&mut self, position: u64, record: &Record, outputs: &mut Vec<Output>) {
+    fn replay_deadline_close(
+        &mut self,
+        position: u64,
+        record: &Recorded,
+        outputs: &mut Vec<Output>,
+    ) {
         let StreamId::Circulation(id) = &record.stream else {
             self.found(
                 outputs,
@@ -957,16 +1080,29 @@ impl Auditor {
     fn compare_and_apply(
         &mut self,
         position: u64,
-        record: &Record,
+        record: &Recorded,
         expected: &Event,
         outputs: &mut Vec<Output>,
     ) {
-        let same = if record.schema == Event::SCHEMA_VERSION {
-            record.event_type == expected.type_name() && record.data == expected.data()
-        } else {
-            record.event().is_ok_and(|event| event == *expected)
+        let same = match &record.data_text {
+            Some(text) if record.schema == Event::SCHEMA_VERSION => {
+                record.event_type == expected.type_name() && {
+                    // Both canonical text: equal exactly where the values are.
+                    let mut rest = Matching { rest: text };
+                    expected.write_data(&mut rest).is_ok() && rest.rest.is_empty()
+                }
+            }
+            _ => {
+                let record = record.with_data();
+                if record.schema == Event::SCHEMA_VERSION {
+                    record.event_type == expected.type_name() && record.data == expected.data()
+                } else {
+                    record.event().is_ok_and(|event| event == *expected)
+                }
+            }
         };
         if !same {
+            let record = record.with_data();
             let detail = if record.event_type == expected.type_name() {
                 json_differences(&expected.data(), &record.data, 5).join("; ")
             } else {
@@ -990,7 +1126,8 @@ impl Auditor {
     }
 
     /// Applies the record's own event, where replay cannot say what it should be.
-    fn apply_recorded(&mut self, position: u64, record: &Record, outputs: &mut Vec<Output>) {
+    fn apply_recorded(&mut self, position: u64, record: &Recorded, outputs: &mut Vec<Output>) {
+        let record = record.with_data();
         match record.event() {
             Ok(event) => self.apply(position, &record.stream, &event, outputs),
             Err(error) => self.found(
@@ -1110,39 +1247,479 @@ impl std::io::Write for Matching<'_> {
     }
 }
 
+/// A [`Matching`] writer that holds back the last byte written, for the caller to judge.
+struct MatchingHead<'a> {
+    rest: &'a [u8],
+    held: Option<u8>,
+}
+
+impl std::io::Write for MatchingHead<'_> {
+    fn write(&mut self, written: &[u8]) -> std::io::Result<usize> {
+        let Some((&last, before)) = written.split_last() else {
+            return Ok(0);
+        };
+        let mismatch = || std::io::Error::from(std::io::ErrorKind::InvalidData);
+        if let Some(held) = self.held.take() {
+            self.rest = self.rest.strip_prefix(&[held]).ok_or_else(mismatch)?;
+        }
+        self.rest = self.rest.strip_prefix(before).ok_or_else(mismatch)?;
+        self.held = Some(last);
+        Ok(written.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A [`Matching`] writer for the fields after a record's data written as their own object: its
+/// opening brace stands for the comma that joins them to the data.
+struct MatchingTail<'a> {
+    rest: &'a [u8],
+    started: bool,
+}
+
+impl std::io::Write for MatchingTail<'_> {
+    fn write(&mut self, written: &[u8]) -> std::io::Result<usize> {
+        let mismatch = || std::io::Error::from(std::io::ErrorKind::InvalidData);
+        let mut expected = written;
+        if !self.started && !written.is_empty() {
+            expected = written.strip_prefix(b"{").ok_or_else(mismatch)?;
+            self.rest = self.rest.strip_prefix(b",").ok_or_else(mismatch)?;
+            self.started = true;
+        }
+        self.rest = self.rest.strip_prefix(expected).ok_or_else(mismatch)?;
+        Ok(written.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Reads one record: everything that needs no state.
 fn prepare(bytes: &[u8], stored_leaf: Option<Hash>) -> Prepared {
     let leaf = leaf_hash(bytes);
-    let parsed = Record::from_bytes(bytes)
+    let parsed = parse_canonical(bytes)
+        .map(Ok)
+        .or_else(|| parse_as_written(bytes))
+        .unwrap_or_else(|| parse_any(bytes));
+    Prepared {
+        leaf,
+        stored_leaf,
+        parsed,
+    }
+}
+
+/// Parses a record whatever its form, into [`Record`] with the envelope as a JSON value first.
+fn parse_any(bytes: &[u8]) -> Result<Parsed, String> {
+    Record::from_bytes(bytes)
         .map_err(|error| error.to_string())
         .map(|mut record| {
             let canonical = is_canonical(&record, bytes);
             let signed = record.envelope.take().map(|envelope| {
                 let envelope: Envelope =
                     serde_json::from_value(envelope).map_err(|error| error.to_string())?;
-                let [signature] = envelope.signatures.as_slice() else {
-                    return Err("a command envelope carries exactly one signature".to_owned());
-                };
-                Ok(Signed {
-                    keyid: signature.keyid.clone(),
-                    signature: signature.sig.clone(),
-                    pae: dsse::pae(&envelope.payload_type, &envelope.payload),
-                    command: Command::from_json(&envelope.payload)
-                        .map_err(|error| error.to_string()),
-                    payload_type: envelope.payload_type,
-                })
+                signed(envelope)
             });
             Parsed {
-                record,
+                record: Recorded::parsed(record),
                 canonical,
                 signed,
             }
-        });
-    Prepared {
-        leaf,
-        stored_leaf,
-        parsed,
+        })
+}
+
+/// Parses a record whose envelope has the form the service writes, with its strings read in
+/// place instead of into a JSON value first: `None` if it has another form, for [`parse_any`]
+/// to judge. Where it answers, it answers exactly as [`parse_any`] does.
+fn parse_as_written(bytes: &[u8]) -> Option<Result<Parsed, String>> {
+    let text: RecordText<'_> = serde_json::from_slice(bytes).ok()?;
+    let canonical = {
+        let mut rest = Matching { rest: bytes };
+        serde_json::to_writer(&mut rest, &text).is_ok() && rest.rest.is_empty()
+    };
+    let signed = match &text.envelope {
+        None => None,
+        Some(envelope) => Some(signed(envelope_from_text(envelope)?)),
+    };
+    let RecordText {
+        position,
+        stream,
+        version,
+        event_type,
+        schema,
+        recorded_at,
+        data,
+        command_id,
+        envelope: _,
+    } = text;
+    Some(Ok(Parsed {
+        record: Recorded::parsed(Record {
+            position,
+            stream,
+            version,
+            event_type,
+            schema,
+            recorded_at,
+            data,
+            command_id,
+            envelope: None,
+        }),
+        canonical,
+        signed,
+    }))
+}
+
+/// Parses a canonical record of the form the service writes without reading its data into a
+/// JSON value: the data stays text ([`Recorded::data_text`]). `None` for any other record, for
+/// [`parse_as_written`] and [`parse_any`] to judge.
+///
+/// The record is canonical if it is exactly its head, its data and its tail as [`Record`]
+/// writes them: the head and tail are written again and compared, the data is checked to be
+/// the canonical text of the value it spells ([`canonical_value_len`]).
+fn parse_canonical(bytes: &[u8]) -> Option<Parsed> {
+    let text: CanonicalText<'_> = serde_json::from_slice(bytes).ok()?;
+    // The head as its own object, `{…}`, is the record's text up to `,"data":` with its closing
+    // brace standing for that comma.
+    let mut head = MatchingHead {
+        rest: bytes,
+        held: None,
+    };
+    serde_json::to_writer(
+        &mut head,
+        &HeadText {
+            position: text.position,
+            stream: &text.stream,
+            version: text.version,
+            event_type: &text.event_type,
+            schema: text.schema,
+            recorded_at: &text.recorded_at,
+        },
+    )
+    .ok()?;
+    if head.held != Some(b'}') {
+        return None;
     }
+    let rest = head.rest.strip_prefix(b",\"data\":")?;
+    let (data_text, tail) = rest.split_at(canonical_value_len(rest)?);
+    // `{}` without a command, `{"command_id":…}` with one: after the data, `}` or `,"command_id":…}`.
+    let tail_matches = if text.command_id.is_none() && text.envelope.is_none() {
+        tail == b"}"
+    } else {
+        let mut rest = MatchingTail {
+            rest: tail,
+            started: false,
+        };
+        serde_json::to_writer(
+            &mut rest,
+            &TailText {
+                command_id: text.command_id.as_ref(),
+                envelope: text.envelope.as_ref(),
+            },
+        )
+        .is_ok()
+            && rest.started
+            && rest.rest.is_empty()
+    };
+    if !tail_matches {
+        return None;
+    }
+    let signed = match &text.envelope {
+        None => None,
+        Some(envelope) => Some(signed(envelope_from_text(envelope)?)),
+    };
+    let CanonicalText {
+        position,
+        stream,
+        version,
+        event_type,
+        schema,
+        recorded_at,
+        _data: _,
+        command_id,
+        envelope: _,
+    } = text;
+    Some(Parsed {
+        record: Recorded {
+            record: Record {
+                position,
+                stream,
+                version,
+                event_type,
+                schema,
+                recorded_at,
+                data: serde_json::Value::Null,
+                command_id,
+                envelope: None,
+            },
+            data_text: Some(data_text.into()),
+        },
+        canonical: true,
+        signed,
+    })
+}
+
+/// [`RecordText`] with the data skipped.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CanonicalText<'a> {
+    position: u64,
+    stream: StreamId,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema: u32,
+    recorded_at: DateTime<Utc>,
+    #[serde(rename = "data")]
+    _data: serde::de::IgnoredAny,
+    #[serde(default)]
+    command_id: Option<CommandId>,
+    #[serde(default, borrow)]
+    envelope: Option<EnvelopeText<'a>>,
+}
+
+/// The fields of a record before its data, as [`Record`] writes them.
+#[derive(Serialize)]
+struct HeadText<'a> {
+    position: u64,
+    stream: &'a StreamId,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    schema: u32,
+    recorded_at: &'a DateTime<Utc>,
+}
+
+/// The fields of a record after its data, as [`Record`] writes them.
+#[derive(Serialize)]
+struct TailText<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_id: Option<&'a CommandId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    envelope: Option<&'a EnvelopeText<'a>>,
+}
+
+/// How deep [`canonical_value_len`] follows arrays and objects; deeper data is left to the
+/// JSON value reader.
+const CANONICAL_DEPTH: usize = 64;
+
+/// The length of the JSON value at the start of `text` if it is exactly the compact text
+/// `serde_json` writes for the value it spells (as a [`serde_json::Value`]: object keys in
+/// sorted order, each once), `None` if it is not or if that is not certain here (numbers other
+/// than integers, keys with escapes, deep nesting).
+fn canonical_value_len(text: &[u8]) -> Option<usize> {
+    canonical_value(text, 0, 0)
+}
+
+/// The end of the canonical value starting at `start`.
+fn canonical_value(text: &[u8], start: usize, depth: usize) -> Option<usize> {
+    match *text.get(start)? {
+        b'n' => text[start..].starts_with(b"null").then_some(start + 4),
+        b't' => text[start..].starts_with(b"true").then_some(start + 4),
+        b'f' => text[start..].starts_with(b"false").then_some(start + 5),
+        b'"' => canonical_string(text, start).map(|(end, _)| end),
+        b'-' | b'0'..=b'9' => canonical_integer(text, start),
+        b'[' if depth < CANONICAL_DEPTH => {
+            let mut at = start + 1;
+            if text.get(at) == Some(&b']') {
+                return Some(at + 1);
+            }
+            loop {
+                at = canonical_value(text, at, depth + 1)?;
+                match text.get(at)? {
+                    b',' => at += 1,
+                    b']' => return Some(at + 1),
+                    _ => return None,
+                }
+            }
+        }
+        b'{' if depth < CANONICAL_DEPTH => {
+            let mut at = start + 1;
+            if text.get(at) == Some(&b'}') {
+                return Some(at + 1);
+            }
+            let mut previous_key: Option<&[u8]> = None;
+            loop {
+                let (key_end, plain) = canonical_string(text, at)?;
+                let key = &text[at + 1..key_end - 1];
+                // Keys in strictly increasing order: sorted, and none twice.
+                if !plain || previous_key.is_some_and(|previous| previous >= key) {
+                    return None;
+                }
+                previous_key = Some(key);
+                if text.get(key_end) != Some(&b':') {
+                    return None;
+                }
+                at = canonical_value(text, key_end + 1, depth + 1)?;
+                match text.get(at)? {
+                    b',' => at += 1,
+                    b'}' => return Some(at + 1),
+                    _ => return None,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The end of the canonical string starting at `start` (its opening quote), and whether it has
+/// no escapes.
+fn canonical_string(text: &[u8], start: usize) -> Option<(usize, bool)> {
+    if text.get(start) != Some(&b'"') {
+        return None;
+    }
+    let mut at = start + 1;
+    let mut plain = true;
+    let mut run_start = at;
+    loop {
+        let byte = *text.get(at)?;
+        match byte {
+            b'"' => {
+                std::str::from_utf8(&text[run_start..at]).ok()?;
+                return Some((at + 1, plain));
+            }
+            b'\\' => {
+                std::str::from_utf8(&text[run_start..at]).ok()?;
+                plain = false;
+                let escaped = *text.get(at + 1)?;
+                at += match escaped {
+                    // The escapes serde_json writes, and only for the characters it escapes.
+                    b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => 2,
+                    b'u' => {
+                        let code = text.get(at + 2..at + 6)?;
+                        let short = [0x08, 0x09, 0x0a, 0x0c, 0x0d];
+                        let value = match code {
+                            [b'0', b'0', high @ (b'0' | b'1'), low] => {
+                                let low = match low {
+                                    b'0'..=b'9' => low - b'0',
+                                    b'a'..=b'f' => low - b'a' + 10,
+                                    _ => return None,
+                                };
+                                (high - b'0') * 16 + low
+                            }
+                            _ => return None,
+                        };
+                        if short.contains(&value) {
+                            return None;
+                        }
+                        6
+                    }
+                    _ => return None,
+                };
+                run_start = at;
+            }
+            0x00..=0x1f => return None,
+            _ => at += 1,
+        }
+    }
+}
+
+/// The end of the canonical integer starting at `start`: no leading zeros, no `-0`, within the
+/// range a JSON value holds as an integer, followed by no fraction or exponent.
+fn canonical_integer(text: &[u8], start: usize) -> Option<usize> {
+    let negative = text[start] == b'-';
+    let digits_start = start + usize::from(negative);
+    let digits_end = text[digits_start..]
+        .iter()
+        .position(|byte| !byte.is_ascii_digit())
+        .map_or(text.len(), |offset| digits_start + offset);
+    let digits = &text[digits_start..digits_end];
+    if digits.is_empty()
+        || (digits.len() > 1 && digits[0] == b'0')
+        || matches!(text.get(digits_end), Some(b'.' | b'e' | b'E'))
+    {
+        return None;
+    }
+    let number = std::str::from_utf8(&text[start..digits_end]).ok()?;
+    if negative {
+        // `-0` reads as a float.
+        (number.parse::<i64>().ok()? < 0).then_some(digits_end)
+    } else {
+        number.parse::<u64>().ok().map(|_| digits_end)
+    }
+}
+
+/// What replay needs of a parsed command envelope.
+fn signed(envelope: Envelope) -> Result<Signed, String> {
+    let Envelope {
+        payload_type,
+        payload,
+        signatures,
+    } = envelope;
+    let Ok([signature]) = <[dsse::Signature; 1]>::try_from(signatures) else {
+        return Err("a command envelope carries exactly one signature".to_owned());
+    };
+    Ok(Signed {
+        keyid: signature.keyid,
+        signature: signature.sig,
+        pae: dsse::pae(&payload_type, &payload),
+        command: Command::from_json(&payload).map_err(|error| error.to_string()),
+        payload_type,
+    })
+}
+
+/// The envelope of the form the service writes, from its strings read in place.
+fn envelope_from_text(envelope: &EnvelopeText<'_>) -> Option<Envelope> {
+    let built = match envelope.signatures.as_slice() {
+        [signature] => Envelope::from_json_strings(
+            &envelope.payload_type,
+            &envelope.payload,
+            &[(&*signature.keyid, &*signature.sig)],
+        ),
+        signatures => {
+            let signatures: Vec<(&str, &str)> = signatures
+                .iter()
+                .map(|signature| (&*signature.keyid, &*signature.sig))
+                .collect();
+            Envelope::from_json_strings(&envelope.payload_type, &envelope.payload, &signatures)
+        }
+    };
+    built.ok()
+}
+
+/// A record as [`Record`] reads it, but with an envelope of the form the service writes: every
+/// field present, strings only, borrowed from the record's bytes where they need no unescaping.
+///
+/// Serialised, it writes the bytes [`Record::to_bytes`] writes for the same record (the
+/// envelope's fields in the order of a JSON object's keys, as [`Record`]'s envelope value
+/// writes them), so it also tells whether the record is canonical.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordText<'a> {
+    position: u64,
+    stream: StreamId,
+    version: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema: u32,
+    recorded_at: DateTime<Utc>,
+    data: serde_json::Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    command_id: Option<CommandId>,
+    #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
+    envelope: Option<EnvelopeText<'a>>,
+}
+
+/// A DSSE envelope's JSON form, its fields in sorted order.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnvelopeText<'a> {
+    #[serde(borrow)]
+    payload: Cow<'a, str>,
+    #[serde(rename = "payloadType", borrow)]
+    payload_type: Cow<'a, str>,
+    #[serde(borrow)]
+    signatures: Vec<SignatureText<'a>>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignatureText<'a> {
+    #[serde(borrow)]
+    keyid: Cow<'a, str>,
+    #[serde(borrow)]
+    sig: Cow<'a, str>,
 }
 
 /// The jobs of one part of a chunk's signatures, their verdicts in order, and how they were
@@ -1189,5 +1766,184 @@ fn join<U>(handle: std::thread::JoinHandle<U>) -> U {
     match handle.join() {
         Ok(result) => result,
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use umlauf_proof::dsse::{COMMAND_PAYLOAD_TYPE, sign};
+    use umlauf_proof::keys::signing_key_from_seed;
+
+    use super::{Parsed, canonical_value_len, parse_any, parse_as_written, parse_canonical};
+
+    /// The parts of a parse that replay looks at, comparable.
+    fn summary(parsed: &Result<Parsed, String>) -> String {
+        match parsed {
+            Err(error) => format!("error {error}"),
+            Ok(parsed) => {
+                let signed = parsed.signed.as_ref().map(|signed| {
+                    signed.as_ref().map(|signed| {
+                        (
+                            &signed.keyid,
+                            &signed.signature,
+                            &signed.pae,
+                            &signed.payload_type,
+                            &signed.command,
+                        )
+                    })
+                });
+                format!(
+                    "{:?} {} {signed:?}",
+                    parsed.record.with_data(),
+                    parsed.canonical
+                )
+            }
+        }
+    }
+
+    /// Checks that the fast reading agrees with the general one where it answers, and whether
+    /// it answers.
+    fn check(record: &str, answered: bool) {
+        if let Some(canonical) = parse_canonical(record.as_bytes()) {
+            assert_eq!(
+                summary(&Ok(canonical)),
+                summary(&parse_any(record.as_bytes())),
+                "{record}"
+            );
+        }
+        let fast = parse_as_written(record.as_bytes());
+        assert_eq!(fast.is_some(), answered, "{record}");
+        if let Some(fast) = fast {
+            assert_eq!(
+                summary(&fast),
+                summary(&parse_any(record.as_bytes())),
+                "{record}"
+            );
+        }
+    }
+
+    #[test]
+    fn reading_records_as_written_agrees_with_reading_them_in_general() {
+        let key = signing_key_from_seed([7; 32]);
+        let envelope = sign(COMMAND_PAYLOAD_TYPE, br#"{"type":"CastVote"}"#, &key);
+        let serde_json::Value::Object(fields) =
+            serde_json::from_str::<serde_json::Value>(&envelope.to_json()).unwrap()
+        else {
+            panic!("an envelope is an object");
+        };
+        let payload = fields["payload"].as_str().unwrap();
+        let signature = &fields["signatures"][0];
+        let keyid = signature["keyid"].as_str().unwrap();
+        let sig = signature["sig"].as_str().unwrap();
+        let head = r#"{"position":7,"stream":"body/it-planungsrat","version":3,"type":"MemberRetired","schema":1,"recorded_at":"2026-03-02T09:00:00Z","data":{"member":"DE-SL"}"#;
+        let command = r#""command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10""#;
+        let written = |envelope: &str| format!("{head},{command},\"envelope\":{envelope}}}");
+        let canonical = format!(
+            r#"{{"payload":"{payload}","payloadType":"{COMMAND_PAYLOAD_TYPE}","signatures":[{{"keyid":"{keyid}","sig":"{sig}"}}]}}"#
+        );
+        check(&written(&canonical), true);
+        for record in [
+            written(&canonical),
+            format!("{head},{command}}}"),
+            format!("{head}}}"),
+        ] {
+            assert!(parse_canonical(record.as_bytes()).is_some(), "{record}");
+        }
+        for record in [
+            format!("{head},\"command_id\":null}}"),
+            written(&canonical.replace(':', " : ")),
+        ] {
+            assert!(parse_canonical(record.as_bytes()).is_none(), "{record}");
+        }
+        check(&format!("{head},{command}}}"), true);
+        check(&format!("{head}}}"), true);
+        check(&format!("{head},\"command_id\":null}}"), true);
+        check(&format!("{head},{command},\"envelope\":null}}"), true);
+        check(&written(&canonical.replace(':', " : ")), true);
+        check(
+            &written(&canonical.replace(&format!("\"{keyid}\""), "\"k\\u0041\"")),
+            true,
+        );
+        check(
+            &written(&format!(
+                r#"{{"payloadType":"{COMMAND_PAYLOAD_TYPE}","signatures":[{{"sig":"{sig}","keyid":"{keyid}"}}],"payload":"{payload}"}}"#
+            )),
+            true,
+        );
+        check(
+            &written(&canonical.replace(&format!("\"sig\":\"{sig}\""), "\"sig\":\"*\"")),
+            false,
+        );
+        check(
+            &written(&canonical.replace(&format!("\"keyid\":\"{keyid}\","), "")),
+            false,
+        );
+        check(&written(&canonical.replace("]}", "],\"x\":1}")), false);
+        check(
+            &written(&canonical.replace(
+                &format!("{{\"keyid\":\"{keyid}\",\"sig\":\"{sig}\"}}"),
+                &format!("{{\"keyid\":\"{keyid}\",\"sig\":\"{sig}\"}},{{\"keyid\":\"{keyid}\",\"sig\":\"{sig}\"}}"),
+            )),
+            false,
+        );
+        check(&written("[]"), false);
+        check(&format!("{head},\"x\":1}}"), false);
+        check("{\"position\":1}", false);
+    }
+
+    #[test]
+    fn canonical_text_is_what_serde_json_writes_for_the_value_it_spells() {
+        let cases = [
+            r#"null"#,
+            r#"true"#,
+            r#"false"#,
+            r#"0"#,
+            r#"-1"#,
+            r#"18446744073709551615"#,
+            r#"18446744073709551616"#,
+            r#"-9223372036854775808"#,
+            r#"-9223372036854775809"#,
+            r#"-0"#,
+            r#"01"#,
+            r#"1.5"#,
+            r#"1e3"#,
+            r#""""#,
+            r#""für""#,
+            r#""f\u00fcr""#,
+            r#""a\nb\"c\\""#,
+            r#""a\u000ab""#,
+            r#""a\u001fb""#,
+            r#""a\u001Fb""#,
+            r#""a\/b""#,
+            r#""a/b""#,
+            r#"[]"#,
+            r#"[1,2,[3,{}]]"#,
+            r#"[1, 2]"#,
+            r#"{}"#,
+            r#"{"a":1,"b":[true,null]}"#,
+            r#"{"b":1,"a":2}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"ab":2,"b":{"c":"d"}}"#,
+            r#"{"a" :1}"#,
+            r#"{"a\u0041":1}"#,
+            r#"{"member":"DE-SL","choice":"yes"}"#,
+        ];
+        for case in cases {
+            let canonical = serde_json::from_str::<serde_json::Value>(case)
+                .and_then(|value| serde_json::to_vec(&value))
+                .is_ok_and(|text| text == case.as_bytes());
+            // Where it answers, it answers right; it answers for all but the forms it leaves to
+            // the value reader.
+            let length = canonical_value_len(case.as_bytes());
+            if let Some(length) = length {
+                assert_eq!(length, case.len(), "{case}");
+                assert!(canonical, "{case}");
+            }
+            let left_to_the_reader = case.contains(r#"a\u0041"#) || case.contains('.');
+            if canonical && !left_to_the_reader {
+                assert_eq!(length, Some(case.len()), "{case}");
+            }
+        }
+        assert_eq!(canonical_value_len(br#"{"a":1},"x""#), Some(7));
     }
 }

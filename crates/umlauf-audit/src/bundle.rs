@@ -205,6 +205,15 @@ pub enum BundleItem {
     Checkpoint(String),
 }
 
+/// One line of a bundle after the header, a record lent from the reader's buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleLine<'a> {
+    /// A record's exact bytes, valid until the next line is read.
+    Record(&'a [u8]),
+    /// A signed checkpoint note.
+    Checkpoint(String),
+}
+
 /// Streams a bundle from any [`BufRead`], one line at a time.
 #[derive(Debug)]
 pub struct BundleReader<R: BufRead> {
@@ -245,6 +254,15 @@ impl<R: BufRead> BundleReader<R> {
 
     /// The next record or checkpoint; `None` at the end.
     pub fn next_item(&mut self) -> Result<Option<BundleItem>, BundleError> {
+        Ok(self.next_line()?.map(|line| match line {
+            BundleLine::Record(bytes) => BundleItem::Record(bytes.to_vec()),
+            BundleLine::Checkpoint(note) => BundleItem::Checkpoint(note),
+        }))
+    }
+
+    /// The next record or checkpoint, the record's bytes lent rather than copied; `None` at the
+    /// end.
+    pub fn next_line(&mut self) -> Result<Option<BundleLine<'_>>, BundleError> {
         self.buffer.clear();
         if self.input.read_until(b'\n', &mut self.buffer)? == 0 {
             return Ok(None);
@@ -254,14 +272,14 @@ impl<R: BufRead> BundleReader<R> {
             self.buffer.pop();
         }
         if self.buffer.starts_with(b"{\"position\":") {
-            return Ok(Some(BundleItem::Record(self.buffer.clone())));
+            return Ok(Some(BundleLine::Record(&self.buffer)));
         }
         let checkpoint: CheckpointLine =
             serde_json::from_slice(&self.buffer).map_err(|error| BundleError::BadLine {
                 line: self.line,
                 detail: format!("neither a record nor a checkpoint: {error}"),
             })?;
-        Ok(Some(BundleItem::Checkpoint(checkpoint.checkpoint)))
+        Ok(Some(BundleLine::Checkpoint(checkpoint.checkpoint)))
     }
 }
 
@@ -310,7 +328,7 @@ pub fn audit_bundle<R: BufRead>(
     let announced = reader.header().size;
     let mut records = 0_u64;
     loop {
-        let item = match reader.next_item() {
+        let item = match reader.next_line() {
             Ok(Some(item)) => item,
             Ok(None) => break,
             Err(error) => {
@@ -319,11 +337,11 @@ pub fn audit_bundle<R: BufRead>(
             }
         };
         let pushed = match item {
-            BundleItem::Record(bytes) => {
+            BundleLine::Record(bytes) => {
                 records += 1;
-                auditor.push(&bytes)
+                auditor.push(bytes)
             }
-            BundleItem::Checkpoint(note) => auditor.add_checkpoint(&note),
+            BundleLine::Checkpoint(note) => auditor.add_checkpoint(&note),
         };
         if let Err(error) = pushed {
             unreadable(&mut auditor, &error);

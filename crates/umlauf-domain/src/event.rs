@@ -70,11 +70,45 @@ impl Event {
 
     /// The event's data, without its type: the record's `data` field.
     pub fn data(&self) -> serde_json::Value {
-        match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(mut fields)) => {
-                fields.remove("data").unwrap_or(serde_json::Value::Null)
+        // The content of the tagged form, serialised on its own: the same value, without
+        // building the object around it.
+        let data = match self {
+            Self::BodyConstituted(data) => serde_json::to_value(data),
+            Self::MemberAdmitted(data) => serde_json::to_value(data),
+            Self::MemberRetired(data) => serde_json::to_value(data),
+            Self::WeightTableSet(data) => serde_json::to_value(data),
+            Self::KeyRegistered(data) => serde_json::to_value(data),
+            Self::KeyRevoked(data) => serde_json::to_value(data),
+            Self::CirculationOpened(data) => serde_json::to_value(data),
+            Self::VoteCast(data) => serde_json::to_value(data),
+            Self::ProcedureObjected(data) => serde_json::to_value(data),
+            Self::DeadlineExtended(data) => serde_json::to_value(data),
+            Self::CirculationWithdrawn(data) => serde_json::to_value(data),
+            Self::CirculationClosed(data) => serde_json::to_value(data),
+        };
+        data.unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Writes the event's data as the compact JSON text of [`Event::data`] (object keys in
+    /// sorted order, as a JSON value writes them), without building that value where the
+    /// event's form allows: the same bytes as `serde_json::to_writer(writer, &self.data())`.
+    pub fn write_data<W: std::io::Write>(&self, mut writer: W) -> serde_json::Result<()> {
+        match self {
+            Self::VoteCast(vote) => {
+                // `choice`, `member`, `proposal_sha256`, `statement`: the sorted order.
+                write_key(&mut writer, b"{\"choice\":")?;
+                serde_json::to_writer(&mut writer, &vote.choice)?;
+                write_key(&mut writer, b",\"member\":")?;
+                serde_json::to_writer(&mut writer, &vote.member)?;
+                write_key(&mut writer, b",\"proposal_sha256\":")?;
+                serde_json::to_writer(&mut writer, &vote.proposal_sha256)?;
+                if let Some(statement) = &vote.statement {
+                    write_key(&mut writer, b",\"statement\":")?;
+                    serde_json::to_writer(&mut writer, statement)?;
+                }
+                write_key(&mut writer, b"}")
             }
-            _ => serde_json::Value::Null,
+            _ => serde_json::to_writer(writer, &self.data()),
         }
     }
 
@@ -300,4 +334,65 @@ pub struct CirculationClosed {
     pub answers: BTreeMap<MemberId, FinalAnswer>,
     /// When it closed.
     pub closed_at: DateTime<Utc>,
+}
+
+/// Writes literal JSON text.
+fn write_key<W: std::io::Write>(writer: &mut W, text: &[u8]) -> serde_json::Result<()> {
+    writer.write_all(text).map_err(serde_json::Error::io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Event;
+
+    #[test]
+    fn data_is_the_content_of_the_tagged_form() {
+        for (event_type, data) in [
+            ("MemberRetired", serde_json::json!({"member": "DE-SL"})),
+            (
+                "VoteCast",
+                serde_json::json!({"member": "DE-BY", "choice": "yes", "proposal_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"}),
+            ),
+            (
+                "VoteCast",
+                serde_json::json!({"member": "DE-BY", "choice": "no", "proposal_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", "statement": "f\u{fc}r"}),
+            ),
+        ] {
+            let event =
+                Event::from_record(event_type, Event::SCHEMA_VERSION, data.clone()).unwrap();
+            let tagged = serde_json::to_value(&event).unwrap();
+            assert_eq!(event.data(), tagged["data"]);
+            assert_eq!(event.data(), data);
+        }
+    }
+
+    #[test]
+    fn written_data_is_the_text_of_the_data_value() {
+        let digest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        for (event_type, data) in [
+            ("MemberRetired", serde_json::json!({"member": "DE-SL"})),
+            (
+                "VoteCast",
+                serde_json::json!({"member": "DE-BY", "choice": "yes", "proposal_sha256": digest}),
+            ),
+            (
+                "VoteCast",
+                serde_json::json!({"member": "DE-NW", "choice": "abstain", "proposal_sha256": digest, "statement": ""}),
+            ),
+            (
+                "VoteCast",
+                serde_json::json!({"member": "DE-BY", "choice": "no", "proposal_sha256": digest, "statement": "f\u{fc}r \"x\"\n\\ \u{1}"}),
+            ),
+        ] {
+            let event =
+                Event::from_record(event_type, Event::SCHEMA_VERSION, data.clone()).unwrap();
+            let mut written = Vec::new();
+            event.write_data(&mut written).unwrap();
+            assert_eq!(
+                written,
+                serde_json::to_vec(&event.data()).unwrap(),
+                "{data}"
+            );
+        }
+    }
 }

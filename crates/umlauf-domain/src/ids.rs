@@ -263,8 +263,28 @@ fn parse_hex32(kind: &'static str, text: &str) -> Result<[u8; 32], InvalidValue>
     Ok(bytes)
 }
 
-fn write_hex(bytes: &[u8], f: &mut fmt::Formatter<'_>) -> fmt::Result {
-    bytes.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+fn write_hex(bytes: &[u8; 32], f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    f.write_str(hex32_text(bytes).as_str())
+}
+
+/// 32 bytes as 64 lower-case hex digits, written in one piece.
+struct Hex32Text([u8; 64]);
+
+impl Hex32Text {
+    fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written into it.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+fn hex32_text(bytes: &[u8; 32]) -> Hex32Text {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = [0_u8; 64];
+    for (pair, byte) in text.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    Hex32Text(text)
 }
 
 /// Implements text and serde forms for a 32-byte value written as lower-case hex.
@@ -298,7 +318,7 @@ macro_rules! hex32_value {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.collect_str(self)
+                serializer.serialize_str(hex32_text(&self.0).as_str())
             }
         }
 
@@ -494,6 +514,26 @@ impl<'de> Deserialize<'de> for Fraction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hex_values_write_every_byte_as_two_lower_case_digits() {
+        let bytes: [u8; 32] =
+            std::array::from_fn(|index| u8::try_from(index * 37 % 256).unwrap_or(0) ^ 0xa5);
+        let expected: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+        let digest = ProposalDigest(bytes);
+        assert_eq!(digest.to_string(), expected);
+        assert_eq!(
+            serde_json::to_string(&digest).unwrap(),
+            format!("\"{expected}\"")
+        );
+        assert_eq!(
+            serde_json::to_value(digest).unwrap(),
+            serde_json::Value::String(expected.clone())
+        );
+        assert_eq!(ProposalDigest::parse(&expected).unwrap(), digest);
+        assert_eq!(ProposalDigest([0; 32]).to_string(), "0".repeat(64));
+        assert_eq!(ProposalDigest([0xff; 32]).to_string(), "f".repeat(64));
+    }
 
     #[test]
     fn member_ids_follow_iso_3166_2() {

@@ -42,14 +42,34 @@ pub struct Signature {
 /// The DSSE pre-authentication encoding, the bytes that are actually signed:
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII decimal.
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut encoding = format!(
-        "DSSEv1 {} {payload_type} {} ",
-        payload_type.len(),
-        payload.len()
-    )
-    .into_bytes();
+    // Sized once: the prefix, at most 20 digits for each length, and the two parts.
+    let mut encoding =
+        Vec::with_capacity(7 + 20 + 1 + payload_type.len() + 1 + 20 + 1 + payload.len());
+    encoding.extend_from_slice(b"DSSEv1 ");
+    push_decimal(&mut encoding, payload_type.len());
+    encoding.push(b' ');
+    encoding.extend_from_slice(payload_type.as_bytes());
+    encoding.push(b' ');
+    push_decimal(&mut encoding, payload.len());
+    encoding.push(b' ');
     encoding.extend_from_slice(payload);
     encoding
+}
+
+/// Appends `value` in decimal ASCII digits, as `format!("{value}")` writes it.
+fn push_decimal(out: &mut Vec<u8>, mut value: usize) {
+    let mut digits = [0_u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        // A digit: `value % 10` is below 10.
+        digits[start] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Signs `payload` as `payload_type` with `key`: an envelope with exactly one signature, whose
@@ -110,6 +130,30 @@ impl Envelope {
         Envelope::from_wire(wire)
     }
 
+    /// Builds an envelope from the strings of its JSON form (the payload and each signature's
+    /// `sig` in base64, a signature as its `keyid` and `sig`), decoded exactly as
+    /// [`Envelope::from_json`] decodes them: for readers that parse the JSON themselves, e.g. as
+    /// part of a larger document, without building the envelope's JSON value.
+    pub fn from_json_strings(
+        payload_type: &str,
+        payload: &str,
+        signatures: &[(&str, &str)],
+    ) -> Result<Envelope, ProofError> {
+        let [(keyid, sig)] = signatures else {
+            return Err(ProofError::SignatureCount {
+                found: signatures.len(),
+            });
+        };
+        Ok(Envelope {
+            payload_type: payload_type.to_owned(),
+            payload: lenient_base64::decode(payload, "payload")?,
+            signatures: vec![Signature {
+                keyid: (*keyid).to_owned(),
+                sig: lenient_base64::decode(sig, "signatures[0].sig")?,
+            }],
+        })
+    }
+
     /// The compact JSON form, fields in the order `payloadType`, `payload`, `signatures`, base64
     /// in the standard alphabet with padding.
     pub fn to_json(&self) -> String {
@@ -148,24 +192,12 @@ impl Envelope {
     }
 
     fn from_wire(wire: WireEnvelope) -> Result<Envelope, ProofError> {
-        let WireEnvelope {
-            payload_type,
-            payload,
-            signatures,
-        } = wire;
-        let [signature] = <[WireSignature; 1]>::try_from(signatures).map_err(|signatures| {
-            ProofError::SignatureCount {
-                found: signatures.len(),
-            }
-        })?;
-        Ok(Envelope {
-            payload_type,
-            payload: lenient_base64::decode(&payload, "payload")?,
-            signatures: vec![Signature {
-                keyid: signature.keyid,
-                sig: lenient_base64::decode(&signature.sig, "signatures[0].sig")?,
-            }],
-        })
+        let signatures: Vec<(&str, &str)> = wire
+            .signatures
+            .iter()
+            .map(|signature| (signature.keyid.as_str(), signature.sig.as_str()))
+            .collect();
+        Envelope::from_json_strings(&wire.payload_type, &wire.payload, &signatures)
     }
 }
 
@@ -232,6 +264,25 @@ mod tests {
             b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
         );
         assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+    }
+
+    #[test]
+    fn pae_writes_lengths_in_decimal() {
+        for length in [1, 9, 10, 99, 100, 1_000, 12_345, 1_000_000] {
+            let payload = vec![b'x'; length];
+            let mut expected = format!(
+                "DSSEv1 {} {} {length} ",
+                length % 97,
+                "t".repeat(length % 97)
+            )
+            .into_bytes();
+            expected.extend_from_slice(&payload);
+            assert_eq!(
+                pae(&"t".repeat(length % 97), &payload),
+                expected,
+                "{length}"
+            );
+        }
     }
 
     /// Parses `json` and expects `ok` or the given error code.

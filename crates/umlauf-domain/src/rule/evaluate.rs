@@ -155,9 +155,15 @@ struct Ballot<'a> {
 impl<'a> Ballot<'a> {
     fn new(rule: &'a Rule, electorate: &'a Electorate, answers: &Answers) -> Self {
         let electors: Vec<_> = electorate.members.iter().collect();
+        // Electors and votes are both in id order: one pass over each, no lookups.
+        let mut cast = answers.votes.iter().peekable();
         let votes = electors
             .iter()
-            .map(|(id, _)| answers.votes.get(*id).copied())
+            .map(|(id, _)| {
+                while cast.next_if(|(voter, _)| *voter < *id).is_some() {}
+                cast.next_if(|(voter, _)| *voter == *id)
+                    .map(|(_, choice)| *choice)
+            })
             .collect();
         let objected = electors
             .iter()
