@@ -16,16 +16,18 @@
 
 #[path = "../tests/audit/history.rs"]
 mod history;
+#[path = "common/raw_rate.rs"]
+mod raw_rate;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read as _, Write as _};
 use std::time::Instant;
 
-use ed25519_dalek::{Signature, Signer as _};
+use ed25519_dalek::Signature;
+use raw_rate::{cpu_seconds, rate, raw_batch_rate, raw_batch_rate_per_cpu_second};
 use umlauf_audit::bundle::{BundleLine, BundleReader, BundleWriter};
 use umlauf_audit::{AuditOptions, Auditor};
 use umlauf_proof::batch::{self, Triple};
-use umlauf_proof::keys::signing_key_from_seed;
 
 const CHECKPOINT_EVERY: u64 = 1_000;
 const SAMPLE_AT: u64 = 100_000;
@@ -103,41 +105,6 @@ fn main() {
 
 fn started_elapsed(started: Instant) -> f64 {
     started.elapsed().as_secs_f64()
-}
-
-/// The process's user and system CPU time so far, in seconds (Linux, clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name, which is in parentheses.
-    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |index: usize| -> f64 {
-        fields
-            .get(index)
-            .and_then(|field| field.parse::<u64>().ok())
-            .unwrap_or(0) as f64
-    };
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name and state.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// Raw batch verification on one thread, per CPU-second it took.
-fn raw_batch_rate_per_cpu_second() -> f64 {
-    let (keys, messages, signatures) = triples();
-    let started = cpu_seconds();
-    let mut verified = 0_usize;
-    while cpu_seconds() - started < 2.0 {
-        for ((keys, messages), signatures) in keys
-            .chunks(1024)
-            .zip(messages.chunks(1024))
-            .zip(signatures.chunks(1024))
-        {
-            let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            ed25519_dalek::verify_batch(&messages, signatures, keys).unwrap();
-        }
-        verified += messages.len();
-    }
-    verified as f64 / (cpu_seconds() - started)
 }
 
 fn report(label: &str, records: u64, started: Instant, raw: f64) {
@@ -220,62 +187,6 @@ fn generate(path: &std::path::Path, target: u64) -> u64 {
     out.flush().unwrap();
     std::fs::remove_file(&body_path).unwrap();
     size
-}
-
-/// Valid triples over a few keys with vote-sized messages.
-fn triples() -> (
-    Vec<umlauf_proof::VerifyingKey>,
-    Vec<Vec<u8>>,
-    Vec<Signature>,
-) {
-    let keys: Vec<_> = (0..17_u8)
-        .map(|seed| signing_key_from_seed([seed + 1; 32]))
-        .collect();
-    let messages: Vec<Vec<u8>> = (0..4096)
-        .map(|index| format!("DSSEv1 38 application/vnd.umlauf.command.v1+json 330 {{\"type\":\"CastVote\",\"n\":{index},{}}}", "x".repeat(300)).into_bytes())
-        .collect();
-    let signatures = messages
-        .iter()
-        .enumerate()
-        .map(|(index, message)| keys[index % 17].sign(message))
-        .collect();
-    let public = (0..4096)
-        .map(|index| keys[index % 17].verifying_key())
-        .collect();
-    (public, messages, signatures)
-}
-
-/// Signatures per second over `threads` threads, each running `verify` on the whole set.
-fn rate(
-    threads: usize,
-    verify: impl Fn(&[umlauf_proof::VerifyingKey], &[Vec<u8>], &[Signature]) + Sync,
-) -> f64 {
-    let (keys, messages, signatures) = triples();
-    let rounds = 3;
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                for _ in 0..rounds {
-                    verify(&keys, &messages, &signatures);
-                }
-            });
-        }
-    });
-    (threads * rounds * messages.len()) as f64 / started.elapsed().as_secs_f64()
-}
-
-fn raw_batch_rate(threads: usize) -> f64 {
-    rate(threads, |keys, messages, signatures| {
-        for ((keys, messages), signatures) in keys
-            .chunks(1024)
-            .zip(messages.chunks(1024))
-            .zip(signatures.chunks(1024))
-        {
-            let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-            ed25519_dalek::verify_batch(&messages, signatures, keys).unwrap();
-        }
-    })
 }
 
 fn umlauf_batch_rate(threads: usize) -> f64 {

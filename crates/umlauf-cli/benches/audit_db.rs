@@ -21,19 +21,20 @@
 
 #[path = "../../umlauf-audit/tests/audit/history.rs"]
 mod history;
+#[path = "../../umlauf-audit/benches/common/raw_rate.rs"]
+mod raw_rate;
 
 use std::collections::HashMap;
 use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::{Signature, Signer as _};
+use raw_rate::{raw_batch_rate, raw_batch_rate_per_cpu_second};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection as _};
 use umlauf_domain::body::{self, Body};
 use umlauf_domain::circulation::{self, Circulation};
 use umlauf_domain::{Record, StreamId};
 use umlauf_proof::dsse::Envelope;
-use umlauf_proof::keys::signing_key_from_seed;
 use umlauf_proof::note::NoteVerifier;
 use umlauf_store::{Append, Cause, CheckpointSigner, Projection, Store, StoreOptions};
 
@@ -538,13 +539,6 @@ fn own_stat_fields() -> Vec<u64> {
         .collect()
 }
 
-/// The process's own user and system CPU time so far, in seconds (clock ticks of 1/100 s).
-fn cpu_seconds() -> f64 {
-    let fields = own_stat_fields();
-    // utime and stime are fields 14 and 15.
-    (fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)) as f64 / 100.0
-}
-
 /// The user and system CPU time of the process's children that have been waited for, in seconds:
 /// what `getrusage(RUSAGE_CHILDREN)` counts.
 fn children_cpu_seconds() -> f64 {
@@ -573,69 +567,4 @@ fn machine_busy_seconds() -> f64 {
         .map(|(_, ticks)| ticks)
         .sum();
     busy as f64 / 100.0
-}
-
-// ---- the raw rate ------------------------------------------------------------------------------
-
-/// Valid triples over a few keys with vote-sized messages.
-fn triples() -> (
-    Vec<umlauf_proof::VerifyingKey>,
-    Vec<Vec<u8>>,
-    Vec<Signature>,
-) {
-    let keys: Vec<_> = (0..17_u8)
-        .map(|seed| signing_key_from_seed([seed + 1; 32]))
-        .collect();
-    let messages: Vec<Vec<u8>> = (0..4096)
-        .map(|index| format!("DSSEv1 38 application/vnd.umlauf.command.v1+json 330 {{\"type\":\"CastVote\",\"n\":{index},{}}}", "x".repeat(300)).into_bytes())
-        .collect();
-    let signatures = messages
-        .iter()
-        .enumerate()
-        .map(|(index, message)| keys[index % 17].sign(message))
-        .collect();
-    let public = (0..4096)
-        .map(|index| keys[index % 17].verifying_key())
-        .collect();
-    (public, messages, signatures)
-}
-
-fn verify_raw(keys: &[umlauf_proof::VerifyingKey], messages: &[Vec<u8>], signatures: &[Signature]) {
-    for ((keys, messages), signatures) in keys
-        .chunks(1024)
-        .zip(messages.chunks(1024))
-        .zip(signatures.chunks(1024))
-    {
-        let messages: Vec<&[u8]> = messages.iter().map(Vec::as_slice).collect();
-        ed25519_dalek::verify_batch(&messages, signatures, keys).unwrap();
-    }
-}
-
-/// Raw batch verification, signatures per second over `threads` threads.
-fn raw_batch_rate(threads: usize) -> f64 {
-    let (keys, messages, signatures) = triples();
-    let rounds = 3;
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                for _ in 0..rounds {
-                    verify_raw(&keys, &messages, &signatures);
-                }
-            });
-        }
-    });
-    (threads * rounds * messages.len()) as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Raw batch verification on one thread, per CPU-second it took.
-fn raw_batch_rate_per_cpu_second() -> f64 {
-    let (keys, messages, signatures) = triples();
-    let started = cpu_seconds();
-    let mut verified = 0_usize;
-    while cpu_seconds() - started < 2.0 {
-        verify_raw(&keys, &messages, &signatures);
-        verified += messages.len();
-    }
-    verified as f64 / (cpu_seconds() - started)
 }
