@@ -367,7 +367,7 @@ impl Writer {
                     add_micros(&self.counters.gather_micros, started.elapsed());
                 }
                 let jobs = take_batch(&mut pending, &mut pending_appends, &HashSet::new(), max);
-                match self.launch(jobs).await {
+                match self.launch(jobs, &mut flights, &mut busy_mark).await {
                     Launched::Flight(flight) => {
                         busy_mark = Instant::now();
                         flights.push_back(flight);
@@ -388,7 +388,8 @@ impl Writer {
                 // waiting for a whole one would often outlast it.
                 if eligible(&mut pending, &in_flight, max) >= target.div_ceil(2) {
                     let jobs = take_batch(&mut pending, &mut pending_appends, &in_flight, max);
-                    if let Launched::Flight(flight) = self.launch(jobs).await {
+                    let launched = self.launch(jobs, &mut flights, &mut busy_mark).await;
+                    if let Launched::Flight(flight) = launched {
                         self.counters.overlapped.fetch_add(1, Ordering::Relaxed);
                         flights.push_back(flight);
                     }
@@ -432,10 +433,16 @@ impl Writer {
     }
 
     /// Plans a batch from what the writer remembers and sends its statement on a connection of
-    /// its own, or commits it at once when it cannot be planned without reading (see
-    /// [`postgres::plan_from_cache`]), its replies sent. Only called with no batch in flight or
-    /// with jobs none of whose streams is in flight.
-    async fn launch(&mut self, jobs: Vec<Job>) -> Launched {
+    /// its own, or, when it cannot be planned without reading (see
+    /// [`postgres::plan_from_cache`]), lands the batches in `flights` and then commits it at once,
+    /// its replies sent. Only called with no batch in flight or with jobs none of whose streams is
+    /// in flight.
+    async fn launch(
+        &mut self,
+        jobs: Vec<Job>,
+        flights: &mut VecDeque<Flight>,
+        busy_mark: &mut Instant,
+    ) -> Launched {
         let started = Instant::now();
         let (replies, items) = split(jobs);
         let appends = items.len();
@@ -488,6 +495,12 @@ impl Writer {
             }
             Err(Failed { items, .. }) => items,
         };
+        // Its reads must find the log as the batches in flight leave it.
+        while let Some(mut flight) = flights.pop_front() {
+            let landed = (&mut flight.task).await;
+            self.land(flight, landed, flights, busy_mark).await;
+        }
+        let started = Instant::now();
         let results = self.commit_with_fallback(items).await;
         let took = started.elapsed();
         add_micros(&self.counters.busy_micros, took);
