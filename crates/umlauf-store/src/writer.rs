@@ -40,12 +40,12 @@ pub(crate) struct Job {
 }
 
 impl Job {
-    /// Whether any of the job's appends involves one of `streams`.
-    fn touches(&self, streams: &HashSet<StreamId>) -> bool {
+    /// Whether any of the job's appends involves a stream of a batch in `flights`.
+    fn touches(&self, flights: &VecDeque<Flight>) -> bool {
         self.items
             .iter()
             .flat_map(Prepared::streams)
-            .any(|stream| streams.contains(stream))
+            .any(|stream| flights.iter().any(|flight| flight.streams.contains(stream)))
     }
 }
 
@@ -153,36 +153,50 @@ fn count_busy(counters: &Counters, mark: &mut Instant, started: Instant) {
     *mark = now;
 }
 
-/// Sorts the waiting jobs by their recording times and counts the appends of the longest run
-/// from the first that involves no stream of `in_flight` and fits in `max`.
-fn eligible(pending: &mut [Job], in_flight: &HashSet<StreamId>, max: usize) -> usize {
+/// Sorts the waiting jobs by their recording times and counts the jobs and appends of the
+/// longest run from the first that involves no stream of a batch in `flights` and fits in `max`.
+fn eligible(pending: &mut [Job], flights: &VecDeque<Flight>, max: usize) -> (usize, usize) {
     pending.sort_by_key(|job| job.items.first().map(|item| item.recorded_at));
-    let mut appends = 0;
+    let (mut jobs, mut appends) = (0, 0);
     for job in pending.iter() {
-        if job.touches(in_flight) || (appends > 0 && appends + job.items.len() > max) {
+        if job.touches(flights) || (appends > 0 && appends + job.items.len() > max) {
             break;
         }
+        jobs += 1;
         appends += job.items.len();
     }
-    appends
+    (jobs, appends)
 }
 
-/// Takes that run (see [`eligible`]) out of `pending`.
+/// Takes the first `jobs` jobs, holding `appends` appends, out of `pending`.
 fn take_batch(
     pending: &mut Vec<Job>,
     pending_appends: &mut usize,
-    in_flight: &HashSet<StreamId>,
-    max: usize,
+    (jobs, appends): (usize, usize),
 ) -> Vec<Job> {
-    let appends = eligible(pending, in_flight, max);
-    let mut taken = 0;
-    let mut count = 0;
-    while taken < appends {
-        taken += pending[count].items.len();
-        count += 1;
+    *pending_appends -= appends;
+    pending.drain(..jobs).collect()
+}
+
+/// Waits briefly, taking queued jobs into `jobs`, until `appends` reaches `target` or `cap` has
+/// passed; counts the wait as gathering.
+fn gather(
+    queue: &mut mpsc::Receiver<Job>,
+    jobs: &mut Vec<Job>,
+    appends: &mut usize,
+    (target, max): (usize, usize),
+    cap: Duration,
+    counters: &Counters,
+) {
+    if *appends >= target {
+        return;
     }
-    *pending_appends -= taken;
-    pending.drain(..count).collect()
+    let started = Instant::now();
+    while *appends < target && started.elapsed() < cap {
+        std::thread::sleep(GATHER_STEP);
+        take_queued(queue, jobs, appends, max);
+    }
+    add_micros(&counters.gather_micros, started.elapsed());
 }
 
 /// Moves the queued jobs into `jobs`, up to `max` appends; whether any came.
@@ -288,12 +302,15 @@ impl Writer {
             // fuller batch is worth more than the wait costs.
             if appends < expected {
                 let cap = previous_commit.min(MAX_GATHER);
-                let started = Instant::now();
-                while appends < expected.min(max) && started.elapsed() < cap {
-                    std::thread::sleep(GATHER_STEP);
-                    take_queued(&mut queue, &mut jobs, &mut appends, max);
-                }
-                add_micros(&self.counters.gather_micros, started.elapsed());
+                let target = (expected.min(max), max);
+                gather(
+                    &mut queue,
+                    &mut jobs,
+                    &mut appends,
+                    target,
+                    cap,
+                    &self.counters,
+                );
             }
             // Jobs of different callers are concurrent, so the log may take them in any order; in
             // the order of their recording times, a caller that read the clock a moment before
@@ -357,16 +374,18 @@ impl Writer {
             }
             .clamp(1, max);
             if flights.is_empty() && !pending.is_empty() {
-                if pending_appends < target {
-                    let cap = previous_commit.min(MAX_GATHER);
-                    let started = Instant::now();
-                    while pending_appends < target && started.elapsed() < cap {
-                        std::thread::sleep(GATHER_STEP);
-                        take_queued(&mut queue, &mut pending, &mut pending_appends, max);
-                    }
-                    add_micros(&self.counters.gather_micros, started.elapsed());
-                }
-                let jobs = take_batch(&mut pending, &mut pending_appends, &HashSet::new(), max);
+                let cap = previous_commit.min(MAX_GATHER);
+                let (queued, counters) = (&mut queue, &self.counters);
+                gather(
+                    queued,
+                    &mut pending,
+                    &mut pending_appends,
+                    (target, max),
+                    cap,
+                    counters,
+                );
+                let run = eligible(&mut pending, &flights, max);
+                let jobs = take_batch(&mut pending, &mut pending_appends, run);
                 match self.launch(jobs, &mut flights, &mut busy_mark).await {
                     Launched::Flight(flight) => {
                         busy_mark = Instant::now();
@@ -380,14 +399,11 @@ impl Writer {
                 continue;
             }
             if pipelining && flights.len() < max_flights && !pending.is_empty() {
-                let in_flight: HashSet<StreamId> = flights
-                    .iter()
-                    .flat_map(|flight| flight.streams.iter().cloned())
-                    .collect();
                 // Half a batch's worth is enough to start writing beside the batch in flight:
                 // waiting for a whole one would often outlast it.
-                if eligible(&mut pending, &in_flight, max) >= target.div_ceil(2) {
-                    let jobs = take_batch(&mut pending, &mut pending_appends, &in_flight, max);
+                let run = eligible(&mut pending, &flights, max);
+                if run.1 >= target.div_ceil(2) {
+                    let jobs = take_batch(&mut pending, &mut pending_appends, run);
                     let launched = self.launch(jobs, &mut flights, &mut busy_mark).await;
                     if let Launched::Flight(flight) = launched {
                         self.counters.overlapped.fetch_add(1, Ordering::Relaxed);
