@@ -122,48 +122,21 @@ fn generate(path: &std::path::Path, target: u64) -> u64 {
     let body_path = path.with_extension("body");
     let mut body = BufWriter::with_capacity(1 << 20, File::create(&body_path).unwrap());
     let mut history = history::History::new();
-    let mut size = 0_u64;
     let mut next_checkpoint = CHECKPOINT_EVERY;
-    let mut write =
-        |history: &history::History, records: Vec<Vec<u8>>, body: &mut BufWriter<File>| {
-            for record in records {
-                body.write_all(&record).unwrap();
-                body.write_all(b"\n").unwrap();
-            }
-            let size = history.size();
-            if size >= next_checkpoint {
-                let line = serde_json::json!({"checkpoint": history.checkpoint()});
-                body.write_all(line.to_string().as_bytes()).unwrap();
-                body.write_all(b"\n").unwrap();
-                next_checkpoint = size + CHECKPOINT_EVERY;
-            }
-            size
-        };
-    let constituted = history.constitute();
-    size = size.max(write(&history, constituted, &mut body));
-    let mut circulation = 0_u64;
-    while size < target {
-        circulation += 1;
-        let opened = history.open(circulation);
-        size = write(&history, opened, &mut body);
-        history.advance(1);
-        let silent = if circulation.is_multiple_of(7) { 5 } else { 0 };
-        for member in 0..(17 - silent) {
-            let choice = match (circulation + member as u64) % 11 {
-                0 => "no",
-                1 => "abstain",
-                _ => "yes",
-            };
-            let vote = history.vote(circulation, member, choice);
-            size = write(&history, vote, &mut body);
-            history.advance(1);
+    history::grow_mixed(&mut history, target, |history, records| {
+        for record in records {
+            body.write_all(&record).unwrap();
+            body.write_all(b"\n").unwrap();
         }
-        if silent > 0 {
-            history.advance(15 * 24 * 3600);
-            let close = history.close_at_deadline(circulation);
-            size = write(&history, close, &mut body);
+        let size = history.size();
+        if size >= next_checkpoint {
+            let line = serde_json::json!({"checkpoint": history.checkpoint()});
+            body.write_all(line.to_string().as_bytes()).unwrap();
+            body.write_all(b"\n").unwrap();
+            next_checkpoint = size + CHECKPOINT_EVERY;
         }
-    }
+    });
+    let size = history.size();
     // The final checkpoint covers everything.
     let line = serde_json::json!({"checkpoint": history.checkpoint()});
     body.write_all(line.to_string().as_bytes()).unwrap();

@@ -258,37 +258,12 @@ fn generate(target: u64, sender: &tokio::sync::mpsc::Sender<Vec<Append>>) -> (u6
     let mut history = history::History::new();
     let mut state = State::default();
     let mut batch = Vec::with_capacity(COMMANDS_PER_BATCH);
-    let mut add = |records: Vec<Vec<u8>>, batch: &mut Vec<Append>| {
+    history::grow_mixed(&mut history, target, |_, records| {
         batch.push(state.append(&records));
         if batch.len() == COMMANDS_PER_BATCH {
-            sender.blocking_send(std::mem::take(batch)).unwrap();
+            sender.blocking_send(std::mem::take(&mut batch)).unwrap();
         }
-    };
-    let constituted = history.constitute();
-    add(constituted, &mut batch);
-    let mut circulation = 0_u64;
-    while history.size() < target {
-        circulation += 1;
-        let opened = history.open(circulation);
-        add(opened, &mut batch);
-        history.advance(1);
-        let silent = if circulation.is_multiple_of(7) { 5 } else { 0 };
-        for member in 0..(17 - silent) {
-            let choice = match (circulation + member as u64) % 11 {
-                0 => "no",
-                1 => "abstain",
-                _ => "yes",
-            };
-            let vote = history.vote(circulation, member, choice);
-            add(vote, &mut batch);
-            history.advance(1);
-        }
-        if silent > 0 {
-            history.advance(15 * 24 * 3600);
-            let close = history.close_at_deadline(circulation);
-            add(close, &mut batch);
-        }
-    }
+    });
     if !batch.is_empty() {
         sender.blocking_send(batch).unwrap();
     }

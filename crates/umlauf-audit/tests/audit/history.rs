@@ -309,6 +309,42 @@ impl History {
     }
 }
 
+/// Grows `history` as the benchmarks do until it holds at least `target` records: the body
+/// constituted, then circulations of 17 votes closed by the last vote, every seventh with five
+/// members silent and closed at the deadline. Each command's records go to `emit` as they are
+/// made, with the history as it stands after them.
+pub fn grow_mixed(
+    history: &mut History,
+    target: u64,
+    mut emit: impl FnMut(&History, Vec<Vec<u8>>),
+) {
+    let constituted = history.constitute();
+    emit(history, constituted);
+    let mut circulation = 0_u64;
+    while history.size() < target {
+        circulation += 1;
+        let opened = history.open(circulation);
+        emit(history, opened);
+        history.advance(1);
+        let silent = if circulation.is_multiple_of(7) { 5 } else { 0 };
+        for member in 0..(17 - silent) {
+            let choice = match (circulation + member as u64) % 11 {
+                0 => "no",
+                1 => "abstain",
+                _ => "yes",
+            };
+            let vote = history.vote(circulation, member, choice);
+            emit(history, vote);
+            history.advance(1);
+        }
+        if silent > 0 {
+            history.advance(15 * 24 * 3600);
+            let close = history.close_at_deadline(circulation);
+            emit(history, close);
+        }
+    }
+}
+
 pub fn base64_key(key: &SigningKey) -> String {
     public_key_to_base64(&key.verifying_key())
 }
