@@ -19,7 +19,7 @@ use sqlx::{Connection, Row};
 use umlauf_domain::StreamId;
 use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
-use umlauf_proof::merkle::{self, Frontier, Hash, SubtreeId, frontier_ids};
+use umlauf_proof::merkle::{Frontier, Hash, SubtreeId, frontier_ids};
 
 use crate::append::{Appended, Head, Projection, StoredRecord};
 use crate::batch::{self, Failed, Plan, Prepared, Snapshot};
@@ -32,7 +32,7 @@ use crate::store::{RebuildSummary, StoreOptions};
 use crate::time::sortable;
 use crate::tree::{
     CheckpointSigner, Growth, TreeState, backfill_leaves, frontier_from, hash_low_subtrees,
-    proof_error, push_leaf, split_leaves, stored_size, subtree_columns, subtree_of,
+    head_checkpoint_at_open, push_leaf, split_leaves, stored_size, subtree_columns, subtree_of,
 };
 
 /// How long a writer waits for another process's write lock before giving up.
@@ -406,21 +406,9 @@ pub(crate) async fn prepare_tree(
             sqlx::query_as("SELECT size, note FROM checkpoints ORDER BY size DESC LIMIT 1")
                 .fetch_optional(&mut *transaction)
                 .await?;
-        let mut covered = 0;
-        if let Some((size, note)) = latest {
-            let size = to_u64(size)?;
-            if size > head {
-                return Err(StoreError::InconsistentTree(format!(
-                    "a checkpoint for size {size} is stored, the log holds {head} records"
-                )));
-            }
-            let found = subtrees(&mut transaction, &frontier_ids(size)).await?;
-            let root = merkle::root(size, &found).map_err(proof_error)?;
-            signer.check_stored(size, &note, root)?;
-            covered = size;
-        }
-        if covered < head {
-            let note = signer.sign(head, frontier.root())?;
+        let load = async |ids: &[SubtreeId]| subtrees(&mut transaction, ids).await;
+        let note = head_checkpoint_at_open(signer, head, &frontier, latest, load).await?;
+        if let Some(note) = note {
             sqlx::query("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")
                 .bind(to_i64(head)?)
                 .bind(note)

@@ -106,6 +106,36 @@ impl CheckpointSigner {
     }
 }
 
+/// At open, under the head lock: checks the newest stored checkpoint (`latest`: its size and
+/// note) against the tree the stored subtrees give (`load` reads them), and returns the note to
+/// store for the head if no stored checkpoint covers it. A checkpoint beyond the log, or one that
+/// disagrees with the stored tree, stops the store from signing on.
+pub(crate) async fn head_checkpoint_at_open(
+    signer: &CheckpointSigner,
+    head: u64,
+    frontier: &Frontier,
+    latest: Option<(i64, String)>,
+    mut load: impl AsyncFnMut(&[SubtreeId]) -> Result<HashMap<SubtreeId, Hash>, StoreError>,
+) -> Result<Option<String>, StoreError> {
+    let mut covered = 0;
+    if let Some((size, note)) = latest {
+        let size = crate::columns::to_u64(size)?;
+        if size > head {
+            return Err(StoreError::InconsistentTree(format!(
+                "a checkpoint for size {size} is stored, the log holds {head} records"
+            )));
+        }
+        let found = load(&frontier_ids(size)).await?;
+        let root = merkle::root(size, &found).map_err(proof_error)?;
+        signer.check_stored(size, &note, root)?;
+        covered = size;
+    }
+    if covered < head {
+        return signer.sign(head, frontier.root()).map(Some);
+    }
+    Ok(None)
+}
+
 /// What the writer knows of the tree between batches, and how it signs.
 #[derive(Debug, Default)]
 pub(crate) struct TreeState {
