@@ -169,15 +169,20 @@ async fn status_inbox_and_keys_follow_the_log(db: Arc<TestDb>) {
     assert_eq!(store.keys(&body).await.unwrap().len(), 6);
 }
 
-async fn a_rebuild_from_the_log_gives_identical_content(db: Arc<TestDb>) {
-    let store = db.open().await;
-    let scenario = Scenario::constituted(store.clone()).await;
+/// Circulation 1 open with two votes, circulation 2 closed by a veto.
+async fn open_and_closed_circulations(scenario: &Scenario) {
     scenario
         .circulation_with_votes(1, "simple-majority", &[("DE", "yes"), ("DE-BE", "abstain")])
         .await;
     scenario
         .circulation_with_votes(2, "unanimity", &[("DE", "yes"), ("DE-HH", "no")])
         .await;
+}
+
+async fn a_rebuild_from_the_log_gives_identical_content(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    open_and_closed_circulations(&scenario).await;
     scenario
         .circulation_with_votes(3, "simple-majority", &[])
         .await;
@@ -277,12 +282,7 @@ async fn a_projection_for_another_stream_is_refused(db: Arc<TestDb>) {
 async fn the_read_model_keys_stream_every_stored_row(db: Arc<TestDb>) {
     let store = db.open().await;
     let scenario = Scenario::constituted(store.clone()).await;
-    scenario
-        .circulation_with_votes(1, "simple-majority", &[("DE", "yes"), ("DE-BE", "abstain")])
-        .await;
-    scenario
-        .circulation_with_votes(2, "unanimity", &[("DE", "yes"), ("DE-HH", "no")])
-        .await;
+    open_and_closed_circulations(&scenario).await;
     let mut keys: Vec<ReadModelKey> = store.read_model_keys().try_collect().await.unwrap();
     keys.sort();
     let mut expected: Vec<ReadModelKey> = store
