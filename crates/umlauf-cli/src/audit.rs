@@ -1073,10 +1073,11 @@ impl StoredModels {
                     inbox.insert((body, member, circulation));
                 }
                 ReadModelKey::Key { body, key_id } => {
-                    if !self.keys.contains(&(body.clone(), key_id.clone())) {
+                    let key = (body, key_id);
+                    if !self.keys.contains(&key) {
                         strangers.insert((
                             "key_status",
-                            format!("{body} {key_id}"),
+                            format!("{} {}", key.0, key.1),
                             "a row for a key the log never registered",
                         ));
                     }
