@@ -86,8 +86,13 @@ struct Flight {
 enum Launched {
     /// Its statement is on its way.
     Flight(Flight),
-    /// It was committed at once, its replies sent.
-    Committed { appends: usize, took: Duration },
+    /// It was committed at once; its replies are still to be sent.
+    Committed {
+        appends: usize,
+        took: Duration,
+        replies: Replies,
+        results: Vec<Result<Appended, StoreError>>,
+    },
 }
 
 /// How the writer reaches its database.
@@ -391,9 +396,17 @@ impl Writer {
                         busy_mark = Instant::now();
                         flights.push_back(flight);
                     }
-                    Launched::Committed { appends, took } => {
+                    Launched::Committed {
+                        appends,
+                        took,
+                        replies,
+                        results,
+                    } => {
                         previous_commit = took;
+                        // Counted before the replies go out: a caller answered now and back in
+                        // the queue at once would otherwise count twice.
                         expected = appends + pending_appends + queue.len();
+                        reply(replies, results);
                     }
                 }
                 continue;
@@ -405,9 +418,14 @@ impl Writer {
                 if run.1 >= target.div_ceil(2) {
                     let jobs = take_batch(&mut pending, &mut pending_appends, run);
                     let launched = self.launch(jobs, &mut flights, &mut busy_mark).await;
-                    if let Launched::Flight(flight) = launched {
-                        self.counters.overlapped.fetch_add(1, Ordering::Relaxed);
-                        flights.push_back(flight);
+                    match launched {
+                        Launched::Flight(flight) => {
+                            self.counters.overlapped.fetch_add(1, Ordering::Relaxed);
+                            flights.push_back(flight);
+                        }
+                        Launched::Committed {
+                            replies, results, ..
+                        } => reply(replies, results),
                     }
                     continue;
                 }
@@ -440,9 +458,12 @@ impl Writer {
                 let active =
                     flight.appends + flights.iter().map(|flight| flight.appends).sum::<usize>();
                 previous_commit = flight.started.elapsed();
+                // The callers waiting now, counted before the landing answers the batch's own:
+                // one of those back in the queue at once must not count twice.
+                let waiting = pending_appends + queue.len();
                 self.land(flight, landed, &mut flights, &mut busy_mark)
                     .await;
-                expected = active + pending_appends + queue.len();
+                expected = active + waiting;
             }
         }
         self.close().await;
@@ -520,8 +541,12 @@ impl Writer {
         let results = self.commit_with_fallback(items).await;
         let took = started.elapsed();
         add_micros(&self.counters.busy_micros, took);
-        reply(replies, results);
-        Launched::Committed { appends, took }
+        Launched::Committed {
+            appends,
+            took,
+            replies,
+            results,
+        }
     }
 
     /// Takes in a batch that landed and answers its callers. If it failed, every batch still in

@@ -22,6 +22,7 @@ on_both_backends!(
     a_writer_that_finds_the_head_moved_judges_on_fresh_versions,
     waiting_appends_of_different_callers_are_taken_in_the_order_of_their_times,
     a_failing_batch_fails_the_batch_behind_it_and_both_are_judged_again,
+    a_lone_caller_never_waits_for_company,
 );
 
 const CONTENDERS: usize = 16;
@@ -277,6 +278,50 @@ impl WriteLock {
             }
         }
     }
+}
+
+/// One caller appending one append after the other is answered and comes straight back: the
+/// writer must count it once, not also as a second caller queued behind the first, or it waits
+/// on every append for a companion that never comes.
+async fn a_lone_caller_never_waits_for_company(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    let now = scenario.tick();
+    let circulations = 2 * STREAMS;
+    let before = store.writer_stats();
+    // Decided beforehand, so the caller is back with the next append at once: first the
+    // openings (new streams: the writer reads before it writes), then a vote on each (the
+    // writer plans from what it remembers).
+    let mut opens = Vec::new();
+    for n in 1..=circulations {
+        opens.push(
+            scenario
+                .decide_at(&scenario.open(n, "simple-majority"), now)
+                .await,
+        );
+    }
+    for open in opens {
+        store.append(open).await.unwrap();
+    }
+    let mut votes = Vec::new();
+    for n in 1..=circulations {
+        votes.push(
+            scenario
+                .decide_at(&scenario.vote(n, "DE", "yes"), now)
+                .await,
+        );
+    }
+    for vote in votes {
+        store.append(vote).await.unwrap();
+    }
+    let after = store.writer_stats();
+    assert_eq!(
+        after.batches - before.batches,
+        2 * circulations,
+        "{after:?}"
+    );
+    assert_eq!(after.gathering, before.gathering, "{after:?}");
+    check_log(&store).await;
 }
 
 /// Polls a future once, so that an append reaches the writer's queue now.
