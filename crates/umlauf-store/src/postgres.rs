@@ -701,7 +701,9 @@ struct BatchArrays<'a> {
 }
 
 /// One statement for a whole batch: the records, the commands, the Merkle subtrees and the
-/// checkpoint, the read models of every stream appended to, and last the head.
+/// checkpoint, the read models of every stream appended to, and last the head. Each part is a
+/// named common table expression; a batch's statement holds only the parts its arrays give
+/// something to write (see [`write_batch_sql`]), so PostgreSQL does not set up the others.
 ///
 /// Every part writes first; the head moves last, in `log_move_head` (see the migration), which
 /// takes the counts of the rows the other parts wrote as its argument, so those parts run to the
@@ -717,78 +719,121 @@ struct BatchArrays<'a> {
 /// changed under it. A circulation's status row is updated in place if this statement's snapshot
 /// holds it with other content (a plain update: no speculative insertion, no row lock logged);
 /// every other row goes to the insertion, whose conflict clause catches a row committed after the
-/// snapshot. Empty arrays write nothing. A NULL head (`$11`) leaves the head alone and writes read
+/// snapshot. A NULL head (`$11`) leaves the head alone and writes read
 /// models or subtrees only: a rebuild, a backfill.
-const WRITE_BATCH: &str = "\
-WITH new_records AS (
-    INSERT INTO log_records (position, stream, version, event_type, command_id, record, leaf_hash)
+const WRITE_BATCH: [(&str, &str); 11] = [
+    (
+        "new_records",
+        "INSERT INTO log_records (position, stream, version, event_type, command_id, record, leaf_hash)
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::uuid[],
                          $6::bytea[], $7::bytea[])
-    RETURNING 1
-), new_subtrees AS (
-    INSERT INTO merkle_subtrees (level, idx, hash)
+    RETURNING 1",
+    ),
+    (
+        "new_subtrees",
+        "INSERT INTO merkle_subtrees (level, idx, hash)
     SELECT * FROM unnest($30::smallint[], $31::bigint[], $32::bytea[])
-    RETURNING 1
-), new_checkpoints AS (
-    INSERT INTO checkpoints (size, note)
+    RETURNING 1",
+    ),
+    (
+        "new_checkpoints",
+        "INSERT INTO checkpoints (size, note)
     SELECT * FROM unnest($33::bigint[], $34::text[])
-    RETURNING 1
-), new_commands AS (
-    INSERT INTO log_commands (command_id, digest, first_position, record_count)
+    RETURNING 1",
+    ),
+    (
+        "new_commands",
+        "INSERT INTO log_commands (command_id, digest, first_position, record_count)
     SELECT * FROM unnest($8::uuid[], $9::bytea[], $10::bigint[], $28::bigint[])
-    RETURNING 1
-), statuses_gone AS (
-    DELETE FROM circulation_status
+    RETURNING 1",
+    ),
+    (
+        "statuses_gone",
+        "DELETE FROM circulation_status
     WHERE circulation = ANY($13::uuid[])
-    RETURNING 1
-), statuses_changed AS (
-    UPDATE circulation_status s SET body = n.body, state = n.state, deadline = n.deadline,
+    RETURNING 1",
+    ),
+    (
+        "statuses_changed",
+        "UPDATE circulation_status s SET body = n.body, state = n.state, deadline = n.deadline,
         version = NULL, status = n.status
     FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::text[])
         AS n(circulation, body, state, deadline, status)
     WHERE s.circulation = n.circulation AND s.status IS DISTINCT FROM n.status
-    RETURNING s.circulation
-), statuses AS (
-    INSERT INTO circulation_status (circulation, body, state, deadline, status)
+    RETURNING s.circulation",
+    ),
+    (
+        "statuses",
+        "INSERT INTO circulation_status (circulation, body, state, deadline, status)
     SELECT * FROM unnest($14::uuid[], $15::text[], $16::text[], $17::text[], $18::text[])
         AS n(circulation, body, state, deadline, status)
     WHERE n.circulation NOT IN (SELECT circulation FROM statuses_changed)
     ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, state = excluded.state,
         deadline = excluded.deadline, version = NULL, status = excluded.status
     WHERE circulation_status.status IS DISTINCT FROM excluded.status
-    RETURNING 1
-), inbox_gone AS (
-    DELETE FROM inbox i
+    RETURNING 1",
+    ),
+    (
+        "inbox_gone",
+        "DELETE FROM inbox i
     WHERE (i.circulation = ANY($14::uuid[]) OR i.circulation = ANY($13::uuid[]))
       AND NOT EXISTS (SELECT 1 FROM unnest($19::uuid[], $20::text[]) AS n(c, m)
                       WHERE n.c = i.circulation AND n.m = i.member)
-    RETURNING 1
-), inbox_new AS (
-    INSERT INTO inbox (circulation, member, body)
+    RETURNING 1",
+    ),
+    (
+        "inbox_new",
+        "INSERT INTO inbox (circulation, member, body)
     SELECT * FROM unnest($19::uuid[], $20::text[], $21::text[])
     ON CONFLICT DO NOTHING
-    RETURNING 1
-), keys_gone AS (
-    DELETE FROM key_status k
+    RETURNING 1",
+    ),
+    (
+        "keys_gone",
+        "DELETE FROM key_status k
     WHERE k.body = ANY($22::text[])
       AND NOT EXISTS (SELECT 1 FROM unnest($23::text[], $24::text[]) AS n(b, id)
                       WHERE n.b = k.body AND n.id = k.key_id)
-    RETURNING 1
-), keys_new AS (
-    INSERT INTO key_status (body, key_id, holder, state, status)
+    RETURNING 1",
+    ),
+    (
+        "keys_new",
+        "INSERT INTO key_status (body, key_id, holder, state, status)
     SELECT * FROM unnest($23::text[], $24::text[], $25::text[], $26::text[], $27::text[])
     ON CONFLICT (body, key_id) DO UPDATE SET holder = excluded.holder, state = excluded.state,
         status = excluded.status
     WHERE key_status.status IS DISTINCT FROM excluded.status
-    RETURNING 1
-)
-SELECT log_move_head($29, $35, $11, $12,
-    (SELECT count(*) FROM new_records) + (SELECT count(*) FROM new_subtrees)
-    + (SELECT count(*) FROM new_checkpoints) + (SELECT count(*) FROM new_commands)
-    + (SELECT count(*) FROM statuses_gone) + (SELECT count(*) FROM statuses_changed)
-    + (SELECT count(*) FROM statuses) + (SELECT count(*) FROM inbox_gone)
-    + (SELECT count(*) FROM inbox_new) + (SELECT count(*) FROM keys_gone)
-    + (SELECT count(*) FROM keys_new))";
+    RETURNING 1",
+    ),
+];
+
+/// The batch statement with the parts of [`WRITE_BATCH`] that `present` names (bit `i` for
+/// part `i`); the parts left out would write nothing. Every parameter is bound whatever the
+/// parts, so the numbering stays the same.
+fn write_batch_sql(present: u16) -> String {
+    let parts: Vec<&(&str, &str)> = WRITE_BATCH
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| present & (1 << index) != 0)
+        .map(|(_, part)| part)
+        .collect();
+    let mut sql = String::with_capacity(4096);
+    for (index, (name, body)) in parts.iter().enumerate() {
+        sql.push_str(if index == 0 { "WITH " } else { ", " });
+        sql.push_str(name);
+        sql.push_str(" AS (\n    ");
+        sql.push_str(body);
+        sql.push_str("\n)");
+    }
+    sql.push_str("\nSELECT log_move_head($29, $35, $11, $12, 0");
+    for (name, _) in &parts {
+        sql.push_str(" + (SELECT count(*) FROM ");
+        sql.push_str(name);
+        sql.push(')');
+    }
+    sql.push(')');
+    sql
+}
 
 impl<'a> BatchArrays<'a> {
     /// A plan's records, commands, head and the projections of its streams, to be written if
@@ -883,8 +928,31 @@ impl<'a> BatchArrays<'a> {
         }
     }
 
+    /// Which parts of [`WRITE_BATCH`] write anything for these arrays, as bits in its order.
+    fn present_parts(&self) -> u16 {
+        let statuses = !self.status_ids.is_empty();
+        [
+            !self.positions.is_empty(),
+            !self.subtree_levels.is_empty(),
+            !self.checkpoint_sizes.is_empty(),
+            !self.command_ids.is_empty(),
+            !self.unopened.is_empty(),
+            statuses,
+            statuses,
+            statuses || !self.unopened.is_empty(),
+            !self.inbox_circulations.is_empty(),
+            !self.key_bodies_replaced.is_empty(),
+            !self.key_bodies.is_empty(),
+        ]
+        .iter()
+        .enumerate()
+        .fold(0, |bits, (index, present)| {
+            bits | (u16::from(*present) << index)
+        })
+    }
+
     async fn write(&self, connection: &mut PgConnection) -> Result<(), StoreError> {
-        sqlx::query(WRITE_BATCH)
+        sqlx::query(AssertSqlSafe(write_batch_sql(self.present_parts())))
             .bind(&self.positions)
             .bind(&self.streams)
             .bind(&self.versions)
