@@ -158,18 +158,22 @@ fn cause_of_payload(command_id: CommandId, payload: &str, with_envelope: bool) -
         .chain(Sha256::digest(b"stand-in signature").iter())
         .copied()
         .collect();
-    let standard = base64::engine::general_purpose::STANDARD;
-    let envelope = json!({
-        "payloadType": "application/vnd.umlauf.command.v1+json",
-        "payload": standard.encode(payload.as_bytes()),
-        "signatures": [{"keyid": Sha256::digest(b"key").iter().map(|byte| format!("{byte:02x}")).collect::<String>(), "sig": standard.encode(&signature)}],
-    });
+    let envelope = if with_envelope {
+        let standard = base64::engine::general_purpose::STANDARD;
+        json!({
+            "payloadType": "application/vnd.umlauf.command.v1+json",
+            "payload": standard.encode(payload.as_bytes()),
+            "signatures": [{"keyid": Sha256::digest(b"key").iter().map(|byte| format!("{byte:02x}")).collect::<String>(), "sig": standard.encode(&signature)}],
+        })
+    } else {
+        Value::Null
+    };
     let mut digest = Sha256::new();
     digest.update(payload.as_bytes());
     digest.update(&signature);
     Cause {
         command_id,
-        envelope: if with_envelope { envelope } else { Value::Null },
+        envelope,
         digest: digest.finalize().into(),
     }
 }
@@ -305,7 +309,7 @@ async fn measure_store(
                     let k = task + usize::try_from(state.version).unwrap();
                     let voter = member(k % MEMBERS);
                     let choice = [Choice::Yes, Choice::No, Choice::Abstain][k % 3];
-                    let cause = vote_cause(next_id(), &voter, id, choice, proposal, envelope);
+                    let command_id = next_id();
                     let event = Event::VoteCast(VoteCast {
                         member: MemberId::parse(&voter).unwrap(),
                         choice,
@@ -314,22 +318,28 @@ async fn measure_store(
                     });
                     let expected_version = state.version;
                     state = circulation::evolve(state, &event);
-                    let projection = Projection::of_circulation(&state);
+                    // Built afresh for a retry (rare) rather than copied for every append.
+                    let build = |event: Event, state: &Circulation| Append {
+                        stream: stream.clone(),
+                        expected_version,
+                        events: vec![event],
+                        depends_on: Vec::new(),
+                        expected_head: None,
+                        recorded_at: Utc::now(),
+                        cause: Some(vote_cause(
+                            command_id, &voter, id, choice, proposal, envelope,
+                        )),
+                        projection: Projection::of_circulation(state),
+                    };
+                    let mut append = build(event.clone(), &state);
                     let started = Instant::now();
                     let appended = loop {
-                        let append = Append {
-                            stream: stream.clone(),
-                            expected_version,
-                            events: vec![event.clone()],
-                            depends_on: Vec::new(),
-                            expected_head: None,
-                            recorded_at: Utc::now(),
-                            cause: Some(cause.clone()),
-                            projection: projection.clone(),
-                        };
                         match store.append(append).await {
                             Ok(appended) => break appended,
-                            Err(StoreError::ClockBehind { .. }) => tally.retries += 1,
+                            Err(StoreError::ClockBehind { .. }) => {
+                                tally.retries += 1;
+                                append = build(event.clone(), &state);
+                            }
                             Err(error) => panic!("append failed: {error}"),
                         }
                     };
