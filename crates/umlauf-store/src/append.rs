@@ -162,6 +162,18 @@ impl StoredRecord {
         }
     }
 
+    /// A record placed for appending and its bytes, serialised by the caller: `bytes` are
+    /// `record.to_bytes()`.
+    pub(crate) fn with_bytes(record: Record, bytes: Vec<u8>) -> Self {
+        debug_assert_eq!(bytes, record.to_bytes());
+        let leaf_hash = leaf_hash(&bytes);
+        Self {
+            record,
+            bytes,
+            leaf_hash,
+        }
+    }
+
     /// A record read back from a row, checked against its row and its hash.
     pub(crate) fn from_row(
         position: i64,

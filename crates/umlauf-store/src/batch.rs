@@ -35,12 +35,57 @@ pub(crate) struct Prepared {
     pub(crate) rows: ProjectionRows,
 }
 
-/// One event's type, schema version and data.
+/// One event's record, complete but for its position, and serialised but for it.
+///
+/// Everything in a record except its position is known when the append is prepared: the stream,
+/// the version it will have if it is accepted, the recording time, the command. So the caller's
+/// task serialises the record with position 0, and the writer only writes the position in front
+/// of the rest, which takes the serialising off the log's critical section.
 #[derive(Debug)]
 pub(crate) struct PreparedEvent {
-    event_type: &'static str,
-    schema: u32,
-    data: serde_json::Value,
+    /// The record at position 0; `None` while it is in a plan's records.
+    record: Option<Record>,
+    /// The record's bytes after [`POSITION_ZERO`].
+    tail: Vec<u8>,
+}
+
+/// How a record's bytes begin at position 0: the position is the first field.
+const POSITION_ZERO: &[u8] = b"{\"position\":0";
+
+impl PreparedEvent {
+    fn new(record: Record) -> Self {
+        let bytes = record.to_bytes();
+        let tail = match bytes.strip_prefix(POSITION_ZERO) {
+            Some(tail) => tail.to_vec(),
+            // Not reached while the position is the record's first field; the record is then
+            // serialised whole when it is placed.
+            None => Vec::new(),
+        };
+        Self {
+            record: Some(record),
+            tail,
+        }
+    }
+
+    /// The record placed at `position`, with its bytes and leaf hash.
+    fn place(&mut self, position: u64) -> Option<StoredRecord> {
+        let mut record = self.record.take()?;
+        record.position = position;
+        if self.tail.is_empty() {
+            return Some(StoredRecord::new(record));
+        }
+        let mut bytes = Vec::with_capacity(POSITION_ZERO.len() + 20 + self.tail.len());
+        bytes.extend_from_slice(&POSITION_ZERO[..POSITION_ZERO.len() - 1]);
+        bytes.extend_from_slice(position.to_string().as_bytes());
+        bytes.extend_from_slice(&self.tail);
+        Some(StoredRecord::with_bytes(record, bytes))
+    }
+
+    /// Takes back a record that was placed, for placing it again.
+    fn restore(&mut self, mut record: Record) {
+        record.position = 0;
+        self.record = Some(record);
+    }
 }
 
 impl Prepared {
@@ -69,13 +114,25 @@ impl Prepared {
             )));
         }
         let rows = ProjectionRows::of(&append.stream, &append.projection)?;
-        let events = append
-            .events
-            .iter()
-            .map(|event| PreparedEvent {
-                event_type: event.type_name(),
-                schema: Event::SCHEMA_VERSION,
-                data: event.data(),
+        let mut cause = append.cause;
+        let events = (1u64..)
+            .zip(&append.events)
+            .map(|(offset, event)| {
+                PreparedEvent::new(Record {
+                    position: 0,
+                    stream: append.stream.clone(),
+                    version: append.expected_version + offset,
+                    event_type: event.type_name().to_owned(),
+                    schema: Event::SCHEMA_VERSION,
+                    recorded_at: append.recorded_at,
+                    data: event.data(),
+                    command_id: cause.as_ref().map(|cause| cause.command_id),
+                    // The envelope is stored with the command's first record.
+                    envelope: match cause.as_mut() {
+                        Some(cause) if offset == 1 => Some(std::mem::take(&mut cause.envelope)),
+                        _ => None,
+                    },
+                })
             })
             .collect();
         if let Some((stream, version)) = append
@@ -95,7 +152,7 @@ impl Prepared {
             last_version,
             events,
             recorded_at: append.recorded_at,
-            cause: append.cause,
+            cause,
             rows,
         })
     }
@@ -291,14 +348,10 @@ impl Plan {
     }
 }
 
-/// Moves the event data and the envelope of an append's records back into the append.
+/// Moves an append's records back into the append.
 fn restore(item: &mut Prepared, records: impl Iterator<Item = StoredRecord>) {
     for (event, stored) in item.events.iter_mut().zip(records) {
-        let Record { data, envelope, .. } = stored.record;
-        event.data = data;
-        if let (Some(envelope), Some(cause)) = (envelope, item.cause.as_mut()) {
-            cause.envelope = envelope;
-        }
+        event.restore(stored.record);
     }
 }
 
@@ -440,9 +493,8 @@ fn conflict(
     }
 }
 
-/// The records of one append placed after `head`, serialised once each. The event data and the
-/// envelope move into the records; if a record is too large they move back and the append is
-/// refused.
+/// The records of one append placed after `head`. If a record is too large they move back and
+/// the append is refused.
 fn build_records(
     item: &mut Prepared,
     head: u64,
@@ -451,22 +503,12 @@ fn build_records(
     let mut built = Vec::with_capacity(item.events.len());
     let mut too_large = None;
     for (offset, event) in (1u64..).zip(item.events.iter_mut()) {
-        let envelope = match item.cause.as_mut() {
-            Some(cause) if offset == 1 => Some(std::mem::take(&mut cause.envelope)),
-            _ => None,
+        let Some(stored) = event.place(head + offset) else {
+            restore(item, built.into_iter());
+            return Err(StoreError::InvalidAppend(
+                "the append's records are already placed in another batch".into(),
+            ));
         };
-        let record = Record {
-            position: head + offset,
-            stream: item.stream.clone(),
-            version: item.expected_version + offset,
-            event_type: event.event_type.to_owned(),
-            schema: event.schema,
-            recorded_at: item.recorded_at,
-            data: std::mem::take(&mut event.data),
-            command_id: item.cause.as_ref().map(|cause| cause.command_id),
-            envelope,
-        };
-        let stored = StoredRecord::new(record);
         if stored.bytes.len() > max_record_bytes {
             too_large = Some(stored.bytes.len());
         }
@@ -505,6 +547,22 @@ mod tests {
 
     /// An append of `count` events to `body`'s stream at `expected`, caused by command `id`.
     fn append(body: &str, expected: u64, count: usize, id: u128, second: i64) -> Prepared {
+        let envelope = serde_json::json!({"payload": format!("command {id}")});
+        prepared(body, (expected, count), id, second, envelope)
+    }
+
+    /// One event appended to a new stream of `body`, caused by command `id` with `envelope`.
+    fn append_with_envelope(body: &str, envelope: serde_json::Value, id: u128) -> Prepared {
+        prepared(body, (0, 1), id, 1, envelope)
+    }
+
+    fn prepared(
+        body: &str,
+        (expected, count): (u64, usize),
+        id: u128,
+        second: i64,
+        envelope: serde_json::Value,
+    ) -> Prepared {
         let events = (0..count)
             .map(|_| {
                 Event::MemberRetired(MemberRetired {
@@ -521,7 +579,7 @@ mod tests {
             recorded_at: at(second),
             cause: Some(Cause {
                 command_id: CommandId(uuid::Uuid::from_u128(id)),
-                envelope: serde_json::json!({"payload": format!("command {id}")}),
+                envelope,
                 digest: [u8::try_from(id % 256).unwrap(); 32],
             }),
             projection: Projection::Body(Vec::new()),
@@ -677,19 +735,17 @@ mod tests {
 
     #[test]
     fn an_oversize_append_is_refused_alone_and_keeps_its_data() {
-        let mut big = append("a", 0, 1, 1, 1);
-        big.events[0].data = serde_json::json!({"member": "x".repeat(600)});
+        let big = append_with_envelope("a", serde_json::json!({"payload": "x".repeat(600)}), 1);
         let plan = plan(Snapshot::default(), vec![big, append("b", 0, 1, 2, 1)], 500);
+        let kept = plan.items[0].events[0].record.as_ref().unwrap();
+        assert_eq!(kept.position, 0);
         assert_eq!(
-            plan.items[0].events[0].data["member"]
+            kept.envelope.as_ref().unwrap()["payload"]
                 .as_str()
                 .map(str::len),
             Some(600)
         );
-        assert_eq!(
-            plan.items[0].cause.as_ref().unwrap().envelope["payload"],
-            "command 1"
-        );
+        assert_eq!(kept.data["member"], "DE");
         let results = plan.into_results(&HashMap::new());
         assert_eq!(codes(&results), ["record_too_large", "new Some(1)"]);
     }
