@@ -2,9 +2,11 @@
 //!
 //! SQLite has one writer at a time. A batch's transaction starts with `BEGIN IMMEDIATE`, which
 //! takes the write lock at once (waiting up to the busy timeout for another process), so what it
-//! reads about the head and the streams cannot change before it writes. Statements are prepared
-//! once per connection and run per row: inside one process that costs microseconds, and the
-//! fsync at commit is what group commit saves.
+//! reads about the head and the streams cannot change before it writes. A batch reads and writes
+//! many rows per statement (multi-row `VALUES`, JSON lists through `json_each`): every statement is
+//! a round trip to the connection's worker thread, and those hand-overs, not SQLite's own work,
+//! are what a statement per row would cost. Statements are prepared once per connection and
+//! shape; a batch's rows are split into a few fixed statement sizes so the shapes stay few.
 
 use std::collections::{BTreeSet, HashMap};
 use std::str::FromStr;
@@ -187,29 +189,43 @@ async fn read_snapshot(
         head_recorded_at: head.recorded_at,
         ..Snapshot::default()
     };
-    let streams: BTreeSet<&StreamId> = items.iter().flat_map(Prepared::streams).collect();
-    for stream in streams {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT max(version) FROM log_records WHERE stream = ?1")
-                .bind(stream.to_string())
-                .fetch_one(&mut *connection)
-                .await?;
-        if let Some(version) = version {
-            snapshot
-                .stream_versions
-                .insert(stream.clone(), to_u64(version)?);
-        }
+    let streams: BTreeSet<String> = items
+        .iter()
+        .flat_map(Prepared::streams)
+        .map(ToString::to_string)
+        .collect();
+    let versions: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT stream, max(version) FROM log_records \
+         WHERE stream IN (SELECT value FROM json_each(?1)) GROUP BY stream",
+    )
+    .bind(json_list(&streams.into_iter().collect::<Vec<_>>()))
+    .fetch_all(&mut *connection)
+    .await?;
+    for (stream, version) in versions {
+        let stream = StreamId::parse(&stream)
+            .map_err(|error| StoreError::InvalidRecord(format!("stream {stream}: {error}")))?;
+        snapshot.stream_versions.insert(stream, to_u64(version)?);
     }
-    for cause in items.iter().filter_map(|item| item.cause.as_ref()) {
-        let digest: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT digest FROM log_commands WHERE command_id = ?1")
-                .bind(cause.command_id.0.to_string())
-                .fetch_optional(&mut *connection)
-                .await?;
-        if let Some(digest) = digest {
+    let command_ids: Vec<String> = items
+        .iter()
+        .filter_map(|item| item.cause.as_ref())
+        .map(|cause| cause.command_id.0.to_string())
+        .collect();
+    if !command_ids.is_empty() {
+        let known: Vec<(String, Vec<u8>)> = sqlx::query_as(
+            "SELECT command_id, digest FROM log_commands \
+             WHERE command_id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(json_list(&command_ids))
+        .fetch_all(&mut *connection)
+        .await?;
+        for (command_id, digest) in known {
+            let command_id = uuid::Uuid::parse_str(&command_id).map_err(|error| {
+                StoreError::InvalidRecord(format!("command id {command_id}: {error}"))
+            })?;
             snapshot
                 .known_commands
-                .insert(cause.command_id, to_digest(&digest)?);
+                .insert(CommandId(command_id), to_digest(&digest)?);
         }
     }
     Ok(snapshot)
@@ -228,39 +244,53 @@ async fn write_plan(
     if !plan.writes_anything() {
         return Ok(stored);
     }
-    for new in &plan.records {
-        let record = &new.record;
-        sqlx::query(
-            "INSERT INTO log_records (position, stream, version, event_type, command_id, record, leaf_hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(to_i64(record.position)?)
-        .bind(record.stream.to_string())
-        .bind(to_i64(record.version)?)
-        .bind(record.event_type.as_str())
-        .bind(record.command_id.map(|id| id.0.to_string()))
-        .bind(new.bytes.as_slice())
-        .bind(new.leaf_hash.as_slice())
-        .execute(&mut *connection)
-        .await?;
-    }
-    for command in &plan.commands {
-        sqlx::query(
-            "INSERT INTO log_commands (command_id, digest, first_position, record_count) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(command.command_id.0.to_string())
-        .bind(command.digest.as_slice())
-        .bind(to_i64(command.first_position)?)
-        .bind(to_i64(command.record_count)?)
-        .execute(&mut *connection)
-        .await?;
-    }
+    insert_rows(
+        connection,
+        "INSERT INTO log_records \
+         (position, stream, version, event_type, command_id, record, leaf_hash) VALUES ",
+        7,
+        "",
+        &plan.records,
+        |query, new| {
+            let record = &new.record;
+            Ok(query
+                .bind(to_i64(record.position)?)
+                .bind(record.stream.to_string())
+                .bind(to_i64(record.version)?)
+                .bind(record.event_type.as_str())
+                .bind(record.command_id.map(|id| id.0.to_string()))
+                .bind(new.bytes.as_slice())
+                .bind(new.leaf_hash.as_slice()))
+        },
+    )
+    .await?;
+    insert_rows(
+        connection,
+        "INSERT INTO log_commands (command_id, digest, first_position, record_count) VALUES ",
+        4,
+        "",
+        &plan.commands,
+        |query, command| {
+            Ok(query
+                .bind(command.command_id.0.to_string())
+                .bind(command.digest.as_slice())
+                .bind(to_i64(command.first_position)?)
+                .bind(to_i64(command.record_count)?))
+        },
+    )
+    .await?;
+    let mut statuses = Vec::new();
     for index in plan.projections.values() {
-        if let Some(item) = plan.items.get(*index) {
-            write_projection(connection, &item.rows).await?;
+        match plan.items.get(*index).map(|item| &item.rows) {
+            Some(ProjectionRows::Circulation {
+                circulation,
+                status: Some(row),
+            }) => statuses.push((circulation.to_string(), row)),
+            Some(rows) => write_projection(connection, rows).await?,
+            None => {}
         }
     }
+    write_statuses(connection, &statuses).await?;
     if let Some(growth) = &plan.growth {
         write_growth(connection, growth).await?;
     }
@@ -277,15 +307,18 @@ async fn write_growth(
     connection: &mut SqliteConnection,
     growth: &Growth,
 ) -> Result<(), StoreError> {
-    for subtree in &growth.subtrees {
-        let (level, index) = subtree_columns(subtree.id)?;
-        sqlx::query("INSERT INTO merkle_subtrees (level, idx, hash) VALUES (?1, ?2, ?3)")
-            .bind(level)
-            .bind(index)
-            .bind(subtree.hash.as_slice())
-            .execute(&mut *connection)
-            .await?;
-    }
+    insert_rows(
+        connection,
+        "INSERT INTO merkle_subtrees (level, idx, hash) VALUES ",
+        3,
+        "",
+        &growth.subtrees,
+        |query, subtree| {
+            let (level, index) = subtree_columns(subtree.id)?;
+            Ok(query.bind(level).bind(index).bind(subtree.hash.as_slice()))
+        },
+    )
+    .await?;
     if let Some(note) = &growth.checkpoint {
         sqlx::query("INSERT INTO checkpoints (size, note) VALUES (?1, ?2)")
             .bind(to_i64(growth.size)?)
@@ -421,6 +454,111 @@ pub(crate) async fn prepare_tree(
 }
 
 /// Replaces one stream's read-model rows with `rows`.
+/// Rows per multi-row statement at most.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// The sizes of the statements `count` rows are written with: full statements of
+/// [`ROWS_PER_STATEMENT`] rows, then the rest as powers of two, largest first.
+fn statement_sizes(count: usize) -> Vec<usize> {
+    let mut sizes = vec![ROWS_PER_STATEMENT; count / ROWS_PER_STATEMENT];
+    let rest = count % ROWS_PER_STATEMENT;
+    let mut size = ROWS_PER_STATEMENT;
+    while size > 0 {
+        if rest & size != 0 {
+            sizes.push(size);
+        }
+        size /= 2;
+    }
+    sizes
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+/// Writes `rows` with multi-row statements: `head`, then one group of `columns` placeholders per
+/// row, then `tail`; `bind` binds one row's columns in order.
+async fn insert_rows<T>(
+    connection: &mut SqliteConnection,
+    head: &str,
+    columns: usize,
+    tail: &str,
+    rows: &[T],
+    bind: impl for<'q> Fn(SqliteQuery<'q>, &T) -> Result<SqliteQuery<'q>, StoreError>,
+) -> Result<(), StoreError> {
+    let mut rest = rows;
+    for size in statement_sizes(rows.len()) {
+        let (chunk, after) = rest.split_at(size);
+        rest = after;
+        let group = format!("({})", vec!["?"; columns].join(", "));
+        let sql = format!("{head}{}{tail}", vec![group; size].join(", "));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for row in chunk {
+            query = bind(query, row)?;
+        }
+        query.execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// Writes the status rows of circulations appended to, and their inbox rows: each status replaces
+/// the one before (left alone if equal), the inbox of each holds exactly the members it names.
+async fn write_statuses(
+    connection: &mut SqliteConnection,
+    statuses: &[(String, &crate::read_models::CirculationRow)],
+) -> Result<(), StoreError> {
+    if statuses.is_empty() {
+        return Ok(());
+    }
+    insert_rows(
+        connection,
+        "INSERT INTO circulation_status (circulation, body, state, deadline, version, status) \
+         VALUES ",
+        6,
+        " ON CONFLICT (circulation) DO UPDATE SET body = excluded.body, \
+         state = excluded.state, deadline = excluded.deadline, \
+         version = excluded.version, status = excluded.status \
+         WHERE circulation_status.status IS NOT excluded.status",
+        statuses,
+        |query, (circulation, row)| {
+            Ok(query
+                .bind(circulation.as_str())
+                .bind(row.body.as_str())
+                .bind(row.state)
+                .bind(row.deadline.as_str())
+                .bind(row.version)
+                .bind(row.status.as_str()))
+        },
+    )
+    .await?;
+    // Circulation ids and member ids hold no spaces, so "circulation member" names a row.
+    let circulations: Vec<&str> = statuses.iter().map(|(id, _)| id.as_str()).collect();
+    let mut kept = Vec::new();
+    let mut awaited = Vec::new();
+    for (circulation, row) in statuses {
+        for member in &row.inbox {
+            kept.push(format!("{circulation} {member}"));
+            awaited.push([row.body.as_str(), member.as_str(), circulation.as_str()]);
+        }
+    }
+    sqlx::query(
+        "DELETE FROM inbox WHERE circulation IN (SELECT value FROM json_each(?1)) \
+         AND circulation || ' ' || member NOT IN (SELECT value FROM json_each(?2))",
+    )
+    .bind(json_list(&circulations))
+    .bind(json_list(&kept))
+    .execute(&mut *connection)
+    .await?;
+    if !awaited.is_empty() {
+        sqlx::query(
+            "INSERT OR IGNORE INTO inbox (body, member, circulation) \
+             SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?1)",
+        )
+        .bind(serde_json::json!(awaited).to_string())
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
+}
+
 async fn write_projection(
     connection: &mut SqliteConnection,
     rows: &ProjectionRows,
@@ -795,4 +933,27 @@ pub(crate) async fn dump(pool: &SqlitePool) -> Result<Vec<String>, StoreError> {
         ));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_written_in_few_statement_shapes_covering_every_row() {
+        assert_eq!(statement_sizes(0), Vec::<usize>::new());
+        assert_eq!(statement_sizes(1), [1]);
+        assert_eq!(statement_sizes(64), [64]);
+        assert_eq!(statement_sizes(100), [64, 32, 4]);
+        assert_eq!(statement_sizes(131), [64, 64, 2, 1]);
+        for count in 0..300 {
+            let sizes = statement_sizes(count);
+            assert_eq!(sizes.iter().sum::<usize>(), count);
+            assert!(
+                sizes
+                    .iter()
+                    .all(|size| size.is_power_of_two() && *size <= 64)
+            );
+        }
+    }
 }

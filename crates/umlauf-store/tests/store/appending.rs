@@ -3,6 +3,8 @@ use std::sync::Arc;
 use chrono::Duration;
 use futures_util::TryStreamExt;
 use umlauf_domain::circulation::{self, Circulation};
+use umlauf_domain::ids::MemberId;
+use umlauf_domain::read_model::CirculationState;
 use umlauf_domain::{Event, StreamId};
 use umlauf_store::{Append, Projection, Store, leaf_hash};
 
@@ -19,6 +21,7 @@ on_both_backends!(
     a_reopened_store_finds_its_log,
     records_carry_their_schema_version_and_are_upgraded_only_as_read,
     a_batch_failing_in_the_database_is_retried_one_append_at_a_time,
+    a_batch_larger_than_one_statement_lands_whole,
 );
 
 async fn appended_records_read_back_byte_for_byte(db: Arc<TestDb>) {
@@ -412,5 +415,57 @@ async fn a_batch_failing_in_the_database_is_retried_one_append_at_a_time(db: Arc
             .unwrap(),
         None
     );
+    check_log(&store).await;
+}
+
+/// A batch of more rows than one statement writes (SQLite writes 64 rows per statement at most)
+/// lands whole, its read models as a rebuild from the log makes them.
+async fn a_batch_larger_than_one_statement_lands_whole(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    let now = scenario.tick();
+    let circulations = 100;
+    let mut opens = Vec::new();
+    for n in 1..=circulations {
+        opens.push(
+            scenario
+                .decide_at(&scenario.open(n, "simple-majority"), now)
+                .await,
+        );
+    }
+    let before = store.writer_stats();
+    for result in store.append_all(opens).await {
+        result.unwrap();
+    }
+    let mut votes = Vec::new();
+    for n in 1..=circulations {
+        votes.push(
+            scenario
+                .decide_at(&scenario.vote(n, "DE", "yes"), now)
+                .await,
+        );
+    }
+    for result in store.append_all(votes).await {
+        result.unwrap();
+    }
+    assert_eq!(store.writer_stats().batches - before.batches, 2);
+
+    let open = store
+        .circulations(&Scenario::body_id(), Some(CirculationState::Open))
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 100);
+    assert!(
+        open.iter().all(|status| status.version == 2
+            && status.awaiting.len() == crate::support::MEMBERS.len() - 1)
+    );
+    let inbox = store
+        .inbox(&Scenario::body_id(), &MemberId::parse("DE-BE").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(inbox.len(), 100);
+    let written = store.read_model_dump().await.unwrap();
+    store.rebuild_read_models().await.unwrap();
+    assert_eq!(store.read_model_dump().await.unwrap(), written);
     check_log(&store).await;
 }
