@@ -35,7 +35,7 @@ pub const READ_PAGE_SIZE: u32 = 500;
 /// How many appends one group commit takes at most, unless configured otherwise.
 pub const MAX_BATCH_APPENDS: usize = 512;
 /// Default for [`StoreOptions::batches_in_flight`].
-pub const BATCHES_IN_FLIGHT: usize = 2;
+pub const BATCHES_IN_FLIGHT: usize = 1;
 
 /// How many appends may wait for the writer before callers wait to queue theirs.
 const QUEUE_DEPTH: usize = 4096;
@@ -58,9 +58,12 @@ pub struct StoreOptions {
     pub read_page_size: u32,
     /// How many appends one group commit takes at most.
     pub max_batch_appends: usize,
-    /// PostgreSQL: how many batches the writer may have in flight at once (at least 1). With 2,
-    /// the default, under load the next batch's rows are written while the previous batch
-    /// commits; 1 commits one batch at a time.
+    /// PostgreSQL: how many batches the writer may have in flight at once (at least 1). With 1,
+    /// the default, it commits one batch at a time. With 2, under load the next batch's rows are
+    /// written while the previous batch commits; but its head move must wait until that commit
+    /// is flushed, each batch then needs a WAL flush of its own, and the appenders are split
+    /// into smaller batches, so on the machines measured it lost throughput at every
+    /// concurrency. It may pay where writing a batch's rows takes long beside its commit.
     pub batches_in_flight: usize,
     /// Open for reading only, as an auditor does: no migrations, SQLite opened `mode=ro` and
     /// never created, PostgreSQL transactions read-only; a database without the log's tables

@@ -10,7 +10,7 @@ use sqlx::Connection;
 use tokio::sync::Barrier;
 use umlauf_domain::StreamId;
 use umlauf_domain::read_model::CirculationState;
-use umlauf_store::StoreError;
+use umlauf_store::{Store, StoreError};
 
 use crate::on_both_backends;
 use crate::support::{Backend, Scenario, TestDb, check_log};
@@ -382,7 +382,9 @@ async fn waiting_appends_of_different_callers_are_taken_in_the_order_of_their_ti
 /// batch at a time; the outcome is the same.)
 async fn a_failing_batch_fails_the_batch_behind_it_and_both_are_judged_again(db: Arc<TestDb>) {
     const CIRCULATIONS: u64 = 16;
-    let store = db.open().await;
+    let store = Store::open_with(db.options().batches_in_flight(2))
+        .await
+        .unwrap();
     let scenario = Scenario::constituted(store.clone()).await;
     let mut opens = Vec::new();
     for n in 1..=CIRCULATIONS {
