@@ -49,7 +49,7 @@ use umlauf_domain::ids::{BodyId, CirculationId};
 use umlauf_domain::read_model::{CirculationStatus, KeyStatus};
 use umlauf_proof::keys::public_key_from_base64;
 use umlauf_proof::note::NoteVerifier;
-use umlauf_store::{Hash, ReadModelKey, Store, StoreError, StoreOptions};
+use umlauf_store::{RawRecord, ReadModelKey, Store, StoreError, StoreOptions};
 
 /// The exit code when the history differs from what it must be.
 const EXIT_FINDINGS: u8 = 1;
@@ -724,35 +724,22 @@ fn redact(url: &str) -> String {
     }
 }
 
-/// One record of the log as the audit needs it: its exact bytes and their stored leaf hash (the
-/// store has checked both against the row).
-struct LogRecord {
-    position: u64,
-    bytes: Vec<u8>,
-    leaf_hash: Hash,
-}
-
 /// Streams the log from position 1 up to `head` in a task of its own, so the database is read
-/// while the auditor checks what came before. The record the store parsed is dropped here, in
-/// the task that read it: the auditor reads the bytes itself.
-fn read_log(store: &Store, head: u64) -> mpsc::Receiver<Result<LogRecord, StoreError>> {
+/// while the auditor checks what came before. The records come unparsed, with the leaf hashes
+/// stored beside them ([`Store::read_raw_from`]): the auditor reads and hashes the bytes itself.
+fn read_log(store: &Store, head: u64) -> mpsc::Receiver<Result<RawRecord, StoreError>> {
     let (sender, receiver) = mpsc::channel(READ_AHEAD);
     if head == 0 {
         return receiver;
     }
-    let mut records = Box::pin(store.read_from(1));
+    let mut records = Box::pin(store.read_raw_from(1));
     tokio::spawn(async move {
         while let Some(item) = records.next().await {
             let (item, last) = match item {
-                Ok(record) if record.position() > head => break,
+                Ok(record) if record.position > head => break,
                 Ok(record) => {
-                    let position = record.position();
-                    let record = LogRecord {
-                        position,
-                        bytes: record.bytes,
-                        leaf_hash: record.leaf_hash,
-                    };
-                    (Ok(record), position == head)
+                    let last = record.position == head;
+                    (Ok(record), last)
                 }
                 Err(error) => (Err(error), true),
             };
@@ -854,9 +841,10 @@ async fn audit_store(
         stored.compare_all(store, &mut auditor, outputs).await?;
         match unreadable {
             None => {}
-            // The store refuses to hand out a record that does not match its row or its leaf
-            // hash, or the record after a gap: the history differs at the next position, and
-            // nothing after it can be read.
+            // The store refuses to hand out a record that does not match its row's position,
+            // stream and version, or the record after a gap: the history differs at the next
+            // position, and nothing after it can be read. (Bytes that do not match their stored
+            // leaf hash come through, and the auditor names the difference.)
             Some(StoreError::CorruptRecord { detail, .. }) => {
                 auditor.record_finding(
                     Some(read + 1),

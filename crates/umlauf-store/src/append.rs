@@ -175,6 +175,11 @@ impl StoredRecord {
     }
 
     /// A record read back from a row, checked against its row and its hash.
+    pub(crate) fn from_record_row(row: RecordRow) -> Result<Self, StoreError> {
+        Self::from_row(row.position, &row.stream, row.version, row.bytes, &row.hash)
+    }
+
+    /// A record read back from a row's columns, checked against them and its hash.
     pub(crate) fn from_row(
         position: i64,
         stream: &str,
@@ -208,6 +213,59 @@ impl StoredRecord {
             record,
             bytes,
             leaf_hash,
+        })
+    }
+}
+
+/// A record as its row holds it, its bytes not parsed: for a reader that checks the bytes itself,
+/// as an auditor does ([`crate::Store::read_raw_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    /// The record's global position.
+    pub position: u64,
+    /// The stored bytes.
+    pub bytes: Vec<u8>,
+    /// The leaf hash stored beside the bytes, not checked against them: the reader's to check.
+    pub leaf_hash: [u8; 32],
+}
+
+/// A row of `log_records` as read, not yet checked.
+pub(crate) struct RecordRow {
+    pub(crate) position: i64,
+    pub(crate) stream: String,
+    pub(crate) version: i64,
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) hash: Vec<u8>,
+}
+
+impl RawRecord {
+    /// A row whose bytes begin as the store writes them, with the position, stream and version
+    /// of the row, is taken as it is. Any other row is read in full, as
+    /// [`StoredRecord`]s are, and refused as they are refused.
+    pub(crate) fn from_row(row: RecordRow) -> Result<Self, StoreError> {
+        let prefix = serde_json::to_string(&row.stream).map(|stream| {
+            format!(
+                "{{\"position\":{},\"stream\":{stream},\"version\":{},",
+                row.position, row.version
+            )
+        });
+        if let (Ok(position), Ok(leaf_hash), Ok(prefix)) = (
+            u64::try_from(row.position),
+            <[u8; 32]>::try_from(row.hash.as_slice()),
+            prefix,
+        ) && row.bytes.starts_with(prefix.as_bytes())
+        {
+            return Ok(Self {
+                position,
+                bytes: row.bytes,
+                leaf_hash,
+            });
+        }
+        let stored = StoredRecord::from_record_row(row)?;
+        Ok(Self {
+            position: stored.position(),
+            bytes: stored.bytes,
+            leaf_hash: stored.leaf_hash,
         })
     }
 }

@@ -45,7 +45,7 @@ mod time;
 mod tree;
 mod writer;
 
-pub use append::{Append, Appended, Cause, Head, Projection, StoredRecord};
+pub use append::{Append, Appended, Cause, Head, Projection, RawRecord, StoredRecord};
 pub use error::{ConflictKind, StoreError, parse_stream};
 pub use leaf::leaf_hash;
 pub use store::{

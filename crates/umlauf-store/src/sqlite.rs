@@ -23,7 +23,7 @@ use umlauf_domain::ids::{BodyId, CirculationId, CommandId, KeyId, MemberId};
 use umlauf_domain::read_model::{CirculationState, CirculationStatus, KeyStatus};
 use umlauf_proof::merkle::{Frontier, Hash, SubtreeId, frontier_ids};
 
-use crate::append::{Appended, Head, Projection, StoredRecord};
+use crate::append::{Appended, Head, Projection, RecordRow, StoredRecord};
 use crate::batch::{self, Failed, Plan, Prepared, Snapshot};
 use crate::columns::{RECORD_COLUMNS, head_of, instant_text, to_digest, to_i64, to_u64};
 use crate::error::StoreError;
@@ -669,12 +669,17 @@ pub(crate) async fn head(pool: &SqlitePool) -> Result<Head, StoreError> {
 }
 
 fn record_of(row: &sqlx::sqlite::SqliteRow) -> Result<StoredRecord, StoreError> {
-    let position: i64 = row.try_get(0)?;
-    let stream: String = row.try_get(1)?;
-    let version: i64 = row.try_get(2)?;
-    let bytes: Vec<u8> = row.try_get(3)?;
-    let hash: Vec<u8> = row.try_get(4)?;
-    StoredRecord::from_row(position, &stream, version, bytes, &hash)
+    StoredRecord::from_record_row(row_of(row)?)
+}
+
+fn row_of(row: &sqlx::sqlite::SqliteRow) -> Result<RecordRow, StoreError> {
+    Ok(RecordRow {
+        position: row.try_get(0)?,
+        stream: row.try_get(1)?,
+        version: row.try_get(2)?,
+        bytes: row.try_get(3)?,
+        hash: row.try_get(4)?,
+    })
 }
 
 /// One stream's records in version order.
@@ -706,18 +711,18 @@ pub(crate) async fn read_page(
     pool: &SqlitePool,
     from: u64,
     limit: u32,
-) -> Result<Vec<Result<StoredRecord, StoreError>>, StoreError> {
+) -> Result<Vec<RecordRow>, StoreError> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM log_records WHERE position >= ?1 ORDER BY position LIMIT ?2"
     );
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+    sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(to_i64(from)?)
         .bind(i64::from(limit))
         .fetch_all(pool)
         .await?
         .iter()
-        .map(record_of)
-        .collect())
+        .map(row_of)
+        .collect()
 }
 
 async fn command_records(

@@ -18,7 +18,7 @@ use umlauf_domain::{Event, StreamId};
 
 use umlauf_proof::merkle::{self, Hash, ProofPlan, SubtreeId};
 
-use crate::append::{Append, Appended, Head, Projection, StoredRecord};
+use crate::append::{Append, Appended, Head, Projection, RawRecord, RecordRow, StoredRecord};
 use crate::batch::Prepared;
 use crate::columns::{to_i64, to_u64};
 use crate::error::StoreError;
@@ -221,11 +221,7 @@ enum Backend {
 }
 
 impl Backend {
-    async fn read_page(
-        &self,
-        from: u64,
-        limit: u32,
-    ) -> Result<Vec<Result<StoredRecord, StoreError>>, StoreError> {
+    async fn read_page(&self, from: u64, limit: u32) -> Result<Vec<RecordRow>, StoreError> {
         match self {
             Self::Sqlite(pool) => sqlite::read_page(pool, from, limit).await,
             Self::Postgres(pool) => postgres::read_page(pool, from, limit).await,
@@ -423,6 +419,29 @@ impl Store {
         &self,
         from: u64,
     ) -> impl Stream<Item = Result<StoredRecord, StoreError>> + Send + 'static {
+        self.paged(from, StoredRecord::from_record_row, StoredRecord::position)
+    }
+
+    /// As [`Store::read_from`], but the records' bytes are handed out unparsed with the leaf
+    /// hash stored beside them, which is not checked against them: for a reader that checks
+    /// every record itself, as an auditor does. A record is checked only to be at its row's
+    /// position, stream and version; one that does not begin as the store writes records is
+    /// read and checked in full. A gap ends the stream with an error.
+    pub fn read_raw_from(
+        &self,
+        from: u64,
+    ) -> impl Stream<Item = Result<RawRecord, StoreError>> + Send + 'static {
+        self.paged(from, RawRecord::from_row, |record| record.position)
+    }
+
+    /// The log from `from` on, page by page, each row made a `T` by `read`; a gap (the next
+    /// record's `position` is not the one expected) or an error ends the stream with an error.
+    fn paged<T: Send + 'static>(
+        &self,
+        from: u64,
+        read: fn(RecordRow) -> Result<T, StoreError>,
+        position: fn(&T) -> u64,
+    ) -> impl Stream<Item = Result<T, StoreError>> + Send + 'static {
         let backend = self.inner.backend.clone();
         let page_size = self.inner.options.read_page_size.max(1);
         // The state is the next position to read, `None` once the stream has ended (after its
@@ -438,9 +457,9 @@ impl Store {
                 };
                 let mut checked = Vec::with_capacity(page.len());
                 let mut expected = next;
-                for result in page {
-                    match result {
-                        Ok(record) if record.position() == expected => {
+                for row in page {
+                    match read(row) {
+                        Ok(record) if position(&record) == expected => {
                             checked.push(Ok(record));
                             expected += 1;
                         }

@@ -1,15 +1,15 @@
 use std::sync::Arc;
 
 use chrono::Duration;
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use umlauf_domain::circulation::{self, Circulation};
 use umlauf_domain::ids::MemberId;
 use umlauf_domain::read_model::CirculationState;
 use umlauf_domain::{Event, StreamId};
-use umlauf_store::{Append, Projection, Store, leaf_hash};
+use umlauf_store::{Append, Projection, RawRecord, Store, StoreError, StoredRecord, leaf_hash};
 
 use crate::on_both_backends;
-use crate::support::{Scenario, TestDb, check_log, start};
+use crate::support::{Backend, Scenario, TestDb, check_log, start};
 
 on_both_backends!(
     appended_records_read_back_byte_for_byte,
@@ -22,6 +22,7 @@ on_both_backends!(
     records_carry_their_schema_version_and_are_upgraded_only_as_read,
     a_batch_failing_in_the_database_is_retried_one_append_at_a_time,
     a_batch_larger_than_one_statement_lands_whole,
+    raw_reading_hands_out_the_bytes_for_the_reader_to_check,
 );
 
 async fn appended_records_read_back_byte_for_byte(db: Arc<TestDb>) {
@@ -468,4 +469,58 @@ async fn a_batch_larger_than_one_statement_lands_whole(db: Arc<TestDb>) {
     store.rebuild_read_models().await.unwrap();
     assert_eq!(store.read_model_dump().await.unwrap(), written);
     check_log(&store).await;
+}
+
+/// Raw reading hands out the stored bytes and leaf hashes as they are, for a reader that checks
+/// them itself: bytes changed behind the store's back come out with the stale hash (the checked
+/// reading refuses them), and a row whose columns disagree with its record is refused by both.
+async fn raw_reading_hands_out_the_bytes_for_the_reader_to_check(db: Arc<TestDb>) {
+    let store = db.open().await;
+    Scenario::constituted(store.clone()).await;
+    let checked: Vec<StoredRecord> = store.read_from(1).try_collect().await.unwrap();
+    let raw: Vec<RawRecord> = store.read_raw_from(1).try_collect().await.unwrap();
+    assert_eq!(raw.len(), checked.len());
+    for (raw, checked) in raw.iter().zip(&checked) {
+        assert_eq!(
+            (raw.position, &raw.bytes, raw.leaf_hash),
+            (checked.position(), &checked.bytes, checked.leaf_hash)
+        );
+    }
+
+    let unlock = match db.backend {
+        Backend::Sqlite => "DROP TRIGGER log_records_refuse_update",
+        Backend::Postgres => "ALTER TABLE log_records DISABLE TRIGGER log_records_append_only",
+    };
+    db.raw(unlock).await.unwrap();
+    let append_space = match db.backend {
+        Backend::Sqlite => {
+            "UPDATE log_records SET record = CAST(record || ' ' AS BLOB) WHERE position = 3"
+        }
+        Backend::Postgres => {
+            "UPDATE log_records SET record = record || '\\x20'::bytea WHERE position = 3"
+        }
+    };
+    db.raw(append_space).await.unwrap();
+    let raw: Vec<RawRecord> = store.read_raw_from(3).take(1).try_collect().await.unwrap();
+    assert_eq!(raw[0].bytes, [checked[2].bytes.as_slice(), b" "].concat());
+    assert_eq!(raw[0].leaf_hash, checked[2].leaf_hash);
+    let refused = store
+        .read_from(3)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), "corrupt_record", "{refused}");
+
+    db.raw("UPDATE log_records SET version = 99 WHERE position = 5")
+        .await
+        .unwrap();
+    let refused = store
+        .read_raw_from(4)
+        .try_collect::<Vec<_>>()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, StoreError::CorruptRecord { position: 5, .. }),
+        "{refused}"
+    );
 }
