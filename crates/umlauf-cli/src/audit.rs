@@ -938,43 +938,59 @@ struct StoredModels {
 }
 
 impl StoredModels {
+    /// Compares the read models the auditor handed back with the stored rows: the statuses of
+    /// all the circulations among them are read with one query.
     async fn compare_all(
         &mut self,
         store: &Store,
         auditor: &mut Auditor,
         outputs: Vec<Output>,
     ) -> anyhow::Result<()> {
-        for output in outputs {
-            // Findings stay with the auditor, which reports them at the end.
-            if let Output::ReadModel(model) = output {
-                self.compare(store, auditor, model).await?;
+        // Findings stay with the auditor, which reports them at the end.
+        let models: Vec<ReadModel> = outputs
+            .into_iter()
+            .filter_map(|output| match output {
+                Output::ReadModel(model) => Some(model),
+                _ => None,
+            })
+            .collect();
+        let ids: Vec<CirculationId> = models
+            .iter()
+            .filter_map(|model| match model {
+                ReadModel::Circulation { status, .. } => Some(status.circulation),
+                ReadModel::Keys { .. } => None,
+            })
+            .collect();
+        let stored = if ids.is_empty() {
+            HashMap::new()
+        } else {
+            store
+                .circulation_statuses(&ids)
+                .await
+                .context("reading circulation statuses")?
+        };
+        for model in models {
+            match model {
+                ReadModel::Circulation { position, status } => {
+                    let found = stored.get(&status.circulation);
+                    self.compare_circulation(auditor, position, &status, found);
+                }
+                ReadModel::Keys { body, keys } => {
+                    self.compare_keys(store, auditor, &body, &keys).await?;
+                }
             }
         }
         Ok(())
     }
 
-    async fn compare(
+    /// Compares a circulation's status with its stored row, `found` as read.
+    fn compare_circulation(
         &mut self,
-        store: &Store,
-        auditor: &mut Auditor,
-        model: ReadModel,
-    ) -> anyhow::Result<()> {
-        match model {
-            ReadModel::Circulation { position, status } => {
-                self.compare_circulation(store, auditor, position, &status)
-                    .await
-            }
-            ReadModel::Keys { body, keys } => self.compare_keys(store, auditor, &body, &keys).await,
-        }
-    }
-
-    async fn compare_circulation(
-        &mut self,
-        store: &Store,
         auditor: &mut Auditor,
         position: u64,
         status: &CirculationStatus,
-    ) -> anyhow::Result<()> {
+        found: Option<&Result<CirculationStatus, StoreError>>,
+    ) {
         let id = status.circulation;
         self.circulations.insert(id, position);
         for member in status.inbox_members() {
@@ -983,14 +999,14 @@ impl StoredModels {
                 position,
             );
         }
-        let detail = match store.circulation(&id).await {
-            Ok(Some(stored)) if stored == *status => return Ok(()),
-            Ok(Some(stored)) => differences(status, &stored),
-            Ok(None) => "the row is missing".to_owned(),
-            Err(StoreError::CorruptReadModel(detail)) => {
+        let detail = match found {
+            Some(Ok(stored)) if stored == status => return,
+            Some(Ok(stored)) => differences(status, stored),
+            None => "the row is missing".to_owned(),
+            Some(Err(StoreError::CorruptReadModel(detail))) => {
                 format!("the row cannot be read: {detail}")
             }
-            Err(error) => return Err(error).with_context(|| format!("reading circulation {id}")),
+            Some(Err(error)) => format!("the row cannot be read: {error}"),
         };
         auditor.record_read_model_mismatch(
             Some(position),
@@ -998,7 +1014,6 @@ impl StoredModels {
             &id.to_string(),
             &detail,
         );
-        Ok(())
     }
 
     async fn compare_keys(

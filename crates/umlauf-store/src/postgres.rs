@@ -1104,6 +1104,20 @@ pub(crate) async fn circulation(
     json.as_deref().map(parse_status).transpose()
 }
 
+/// The status rows of those of `ids` that have one, unparsed.
+pub(crate) async fn circulation_rows(
+    pool: &PgPool,
+    ids: &[CirculationId],
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    Ok(sqlx::query_as(
+        "SELECT circulation, status FROM circulation_status WHERE circulation = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(pool)
+    .await?)
+}
+
 /// A body's circulations, optionally only open or closed ones, by deadline.
 pub(crate) async fn circulations(
     pool: &PgPool,

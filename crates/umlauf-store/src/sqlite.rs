@@ -769,6 +769,30 @@ pub(crate) async fn circulation(
     json.as_deref().map(parse_status).transpose()
 }
 
+/// The status rows of those of `ids` that have one, unparsed.
+pub(crate) async fn circulation_rows(
+    pool: &SqlitePool,
+    ids: &[CirculationId],
+) -> Result<Vec<(uuid::Uuid, String)>, StoreError> {
+    let ids: Vec<String> = ids.iter().map(|id| id.0.to_string()).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT circulation, status FROM circulation_status \
+         WHERE circulation IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(json_list(&ids))
+    .fetch_all(pool)
+    .await?;
+    rows.into_iter()
+        .map(|(id, status)| {
+            uuid::Uuid::parse_str(&id)
+                .map(|id| (id, status))
+                .map_err(|error| {
+                    StoreError::CorruptReadModel(format!("circulation status {id}: {error}"))
+                })
+        })
+        .collect()
+}
+
 /// A body's circulations, optionally only open or closed ones, by deadline.
 pub(crate) async fn circulations(
     pool: &SqlitePool,

@@ -1,6 +1,7 @@
 //! The [`Store`]: one interface over both backends. Appends go to the group-commit writer (see
 //! the `writer` module); reads and read-model queries use a connection pool.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -22,6 +23,7 @@ use crate::append::{Append, Appended, Head, Projection, RawRecord, RecordRow, St
 use crate::batch::Prepared;
 use crate::columns::{to_i64, to_u64};
 use crate::error::StoreError;
+use crate::read_models::parse_status;
 use crate::tree::{CheckpointSigner, proof_error};
 use crate::writer::{self, Counters, Job, Limits, Target};
 use crate::{postgres, sqlite};
@@ -511,6 +513,22 @@ impl Store {
             Backend::Sqlite(pool) => sqlite::circulation(pool, id).await,
             Backend::Postgres(pool) => postgres::circulation(pool, id).await,
         }
+    }
+
+    /// The statuses of those of `ids` that exist, in one query: each parsed on its own, so a row
+    /// that cannot be read is an error for its circulation alone.
+    pub async fn circulation_statuses(
+        &self,
+        ids: &[CirculationId],
+    ) -> Result<HashMap<CirculationId, Result<CirculationStatus, StoreError>>, StoreError> {
+        let rows = match &self.inner.backend {
+            Backend::Sqlite(pool) => sqlite::circulation_rows(pool, ids).await?,
+            Backend::Postgres(pool) => postgres::circulation_rows(pool, ids).await?,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|(id, status)| (CirculationId(id), parse_status(&status)))
+            .collect())
     }
 
     /// A body's circulations by deadline, all of them or only those in `state`.

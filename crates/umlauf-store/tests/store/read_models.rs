@@ -18,6 +18,7 @@ on_both_backends!(
     a_rebuild_from_the_log_gives_identical_content,
     a_projection_for_another_stream_is_refused,
     the_read_model_keys_stream_every_stored_row,
+    statuses_are_read_many_at_once_as_one_at_a_time,
 );
 
 fn member(id: &str) -> MemberId {
@@ -323,4 +324,26 @@ async fn the_read_model_keys_stream_every_stored_row(db: Arc<TestDb>) {
         })
         .count();
     assert_eq!(awaited, 3);
+}
+
+async fn statuses_are_read_many_at_once_as_one_at_a_time(db: Arc<TestDb>) {
+    let store = db.open().await;
+    let scenario = Scenario::constituted(store.clone()).await;
+    for n in 1..=3 {
+        let open = scenario.decide(&scenario.open(n, "simple-majority")).await;
+        store.append(open).await.unwrap();
+    }
+    let vote = scenario.decide(&scenario.vote(2, "DE", "yes")).await;
+    store.append(vote).await.unwrap();
+    let ids: Vec<_> = (1..=4).map(Scenario::circulation_id).collect();
+    let statuses = store.circulation_statuses(&ids).await.unwrap();
+    assert_eq!(statuses.len(), 3);
+    for id in &ids {
+        let one = store.circulation(id).await.unwrap();
+        let many = statuses
+            .get(id)
+            .map(|status| status.as_ref().unwrap().clone());
+        assert_eq!(many, one, "{id}");
+    }
+    assert!(store.circulation_statuses(&[]).await.unwrap().is_empty());
 }
