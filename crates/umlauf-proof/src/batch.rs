@@ -298,9 +298,18 @@ fn batch_holds(triples: &[Triple<'_>], keys: &[KeyInfo], batch: &[Candidate]) ->
 /// `t` holds the points whose `subsets` entry has bit `t` set.
 fn torsion_free_subset_sums(batch: &[Candidate], subsets: &[u128]) -> bool {
     let points: Vec<EdwardsPoint> = batch.iter().map(|candidate| candidate.r_point).collect();
-    subset_sums(&points, subsets)
-        .iter()
-        .all(EdwardsPoint::is_torsion_free)
+    subset_sums(&points, subsets).iter().all(is_torsion_free)
+}
+
+/// Whether `point` lies in the prime-order subgroup, as [`EdwardsPoint::is_torsion_free`] says:
+/// `[ℓ]point` is the identity, computed as `[ℓ − 1]point + point` in variable time (the points
+/// are public), which costs less than the constant-time multiplication.
+fn is_torsion_free(point: &EdwardsPoint) -> bool {
+    // `−1` is the scalar ℓ − 1, which the multiplication takes as that integer.
+    let order_minus_one = -Scalar::ONE;
+    (EdwardsPoint::vartime_double_scalar_mul_basepoint(&order_minus_one, point, &Scalar::ZERO)
+        + point)
+        .is_identity()
 }
 
 /// The [`TORSION_TESTS`] subset sums: entry `t` is the sum of the points whose `subsets` entry
@@ -352,8 +361,8 @@ mod tests {
     use curve25519_dalek::traits::Identity as _;
 
     use super::{
-        FIELD_PRIME, SMALL_ORDER_ENCODINGS, TORSION_TESTS, Triple, is_canonical_y, strict,
-        subset_sums, verify,
+        FIELD_PRIME, SMALL_ORDER_ENCODINGS, TORSION_TESTS, Triple, is_canonical_y, is_torsion_free,
+        strict, subset_sums, verify,
     };
     use crate::keys::signing_key_from_seed;
 
@@ -383,6 +392,28 @@ mod tests {
         let expected: Vec<bool> = triples.iter().map(strict).collect();
         assert_eq!(verify(&triples), expected);
         assert_eq!(expected.iter().filter(|verdict| **verdict).count(), 1);
+    }
+
+    #[test]
+    fn torsion_freedom_is_what_dalek_says() {
+        let torsion: Vec<EdwardsPoint> = SMALL_ORDER_ENCODINGS
+            .iter()
+            .filter_map(|encoding| CompressedEdwardsY(*encoding).decompress())
+            .collect();
+        for index in 0_u64..40 {
+            let prime = ED25519_BASEPOINT_POINT * Scalar::from(index * 7919 + 3);
+            for point in torsion
+                .iter()
+                .map(|small| prime + small)
+                .chain([prime, EdwardsPoint::identity()])
+            {
+                assert_eq!(
+                    is_torsion_free(&point),
+                    point.is_torsion_free(),
+                    "{index} {point:?}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -154,6 +154,16 @@ impl Envelope {
         })
     }
 
+    /// The payload and signature bytes of a one-signature envelope given as the strings of its
+    /// JSON form, decoded exactly as [`Envelope::from_json_strings`] decodes them, with its
+    /// errors: for readers that need only the bytes, without building the envelope.
+    pub fn decode_json_strings(payload: &str, sig: &str) -> Result<(Vec<u8>, Vec<u8>), ProofError> {
+        Ok((
+            lenient_base64::decode(payload, "payload")?,
+            lenient_base64::decode(sig, "signatures[0].sig")?,
+        ))
+    }
+
     /// The compact JSON form, fields in the order `payloadType`, `payload`, `signatures`, base64
     /// in the standard alphabet with padding.
     pub fn to_json(&self) -> String {

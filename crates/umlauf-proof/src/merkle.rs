@@ -358,6 +358,30 @@ impl Frontier {
         chain_hashes(&self.hashes)
     }
 
+    /// Appends the leaf with hash `leaf`, as [`Frontier::push`] does, for a caller that keeps
+    /// no subtrees (an auditor): nothing is allocated.
+    ///
+    /// Fails only when the tree already holds `u64::MAX` leaves.
+    pub fn append(&mut self, leaf: Hash) -> Result<(), ProofError> {
+        let index = self.size;
+        let size = index.checked_add(1).ok_or_else(|| ProofError::OutOfRange {
+            reason: "the tree is full".to_owned(),
+        })?;
+        let mut hash = leaf;
+        // One complete left sibling on the frontier per one bit of the index, from the bottom.
+        for _ in 0..index.trailing_ones() {
+            let Some(left) = self.hashes.pop() else {
+                return Err(ProofError::MalformedFrontier {
+                    reason: "a frontier holds one hash per set bit of the tree size",
+                });
+            };
+            hash = node_hash(&left, &hash);
+        }
+        self.hashes.push(hash);
+        self.size = size;
+        Ok(())
+    }
+
     /// Appends the leaf with hash `leaf` and returns the subtrees it completes, from the leaf
     /// itself (level 0) upwards: one more than the number of trailing one bits of its index.
     ///
@@ -806,6 +830,22 @@ mod tests {
             );
             assert_eq!(super::root(size, &store), Ok(reference_root(prefix)));
         }
+    }
+
+    #[test]
+    fn frontier_append_is_push_without_the_subtrees() {
+        let mut pushed = Frontier::new();
+        let mut appended = Frontier::new();
+        for leaf in leaves(70) {
+            pushed.push(leaf).unwrap();
+            appended.append(leaf).unwrap();
+            assert_eq!(appended, pushed);
+        }
+        let mut full = Frontier::from_parts(u64::MAX, vec![[0; 32]; 64]).unwrap();
+        assert_eq!(
+            full.append([1; 32]).map_err(|error| error.code()),
+            Err("out_of_range")
+        );
     }
 
     #[test]
