@@ -41,22 +41,14 @@ impl Command {
         // Read straight from the bytes where that succeeds; where it does not (including the
         // duplicate fields it refuses but a JSON value keeps the last of), the value-based
         // reading gives the verdict and the error.
-        // A vote, by far the most frequent command, is read as one flat struct first: the
-        // general form below buffers the fields after the header to find the variant.
+        // A vote, by far the most frequent command, is read as clients write it, then as one
+        // flat struct: the general form below buffers the fields after the header to find the
+        // variant.
+        if let Some(vote) = cast_vote_as_written(payload) {
+            return Ok(vote.into_command());
+        }
         if let Ok(vote) = serde_json::from_slice::<FlatCastVote>(payload) {
-            let CastVoteType::CastVote = vote.kind;
-            return Ok(Self {
-                command_id: vote.command_id,
-                body: vote.body,
-                actor: vote.actor,
-                issued_at: vote.issued_at,
-                action: Action::CastVote(CastVote {
-                    circulation: vote.circulation,
-                    choice: vote.choice,
-                    proposal_sha256: vote.proposal_sha256,
-                    statement: vote.statement,
-                }),
-            });
+            return Ok(vote.into_command());
         }
         // The general form reads `type` from buffered fields, where a variant's index would
         // also name it: it answers only when `type` is text, as the value-based reading needs.
@@ -180,6 +172,88 @@ struct FlatCastVote {
     proposal_sha256: ProposalDigest,
     #[serde(default)]
     statement: Option<String>,
+}
+
+impl FlatCastVote {
+    fn into_command(self) -> Command {
+        let CastVoteType::CastVote = self.kind;
+        Command {
+            command_id: self.command_id,
+            body: self.body,
+            actor: self.actor,
+            issued_at: self.issued_at,
+            action: Action::CastVote(CastVote {
+                circulation: self.circulation,
+                choice: self.choice,
+                proposal_sha256: self.proposal_sha256,
+                statement: self.statement,
+            }),
+        }
+    }
+}
+
+/// A vote in the form [`Command::to_json`] writes it (keys in sorted order, no spaces) whose
+/// strings need no unescaping, read field by field where it lies: `None` for any other text, for
+/// the general readers to judge. Where it answers, it answers as [`FlatCastVote`] does: each
+/// value is read from its JSON text by the same type.
+fn cast_vote_as_written(payload: &[u8]) -> Option<FlatCastVote> {
+    let mut rest = payload.strip_prefix(b"{")?;
+    let actor = plain_field(&mut rest, b"\"actor\":")?;
+    let body = plain_field(&mut rest, b",\"body\":")?;
+    let choice = plain_field(&mut rest, b",\"choice\":")?;
+    let circulation = plain_field(&mut rest, b",\"circulation\":")?;
+    let command_id = plain_field(&mut rest, b",\"command_id\":")?;
+    let issued_at = plain_field(&mut rest, b",\"issued_at\":")?;
+    let proposal_sha256 = plain_field(&mut rest, b",\"proposal_sha256\":")?;
+    // `Command::to_json` writes a missing statement as `null`, which reads as none, too.
+    let statement = if let Some(after) = rest.strip_prefix(b",\"statement\":null") {
+        rest = after;
+        None
+    } else if rest.starts_with(b",\"statement\":") {
+        Some(plain_field(&mut rest, b",\"statement\":")?)
+    } else {
+        None
+    };
+    let kind = plain_field(&mut rest, b",\"type\":")?;
+    if rest != b"}" {
+        return None;
+    }
+    // The types that read a string and parse it are given the text, which is the string.
+    Some(FlatCastVote {
+        kind: serde_json::from_slice(kind).ok()?,
+        command_id: serde_json::from_slice(command_id).ok()?,
+        body: BodyId::parse(unquoted(body)?).ok()?,
+        actor: Actor::parse(unquoted(actor)?).ok()?,
+        issued_at: serde_json::from_slice(issued_at).ok()?,
+        circulation: serde_json::from_slice(circulation).ok()?,
+        choice: serde_json::from_slice(choice).ok()?,
+        proposal_sha256: ProposalDigest::parse(unquoted(proposal_sha256)?).ok()?,
+        statement: match statement {
+            Some(text) => Some(serde_json::from_slice(text).ok()?),
+            None => None,
+        },
+    })
+}
+
+/// Steps over `key` and the string after it, which must have no escapes or control characters:
+/// that string's JSON text, quotes included.
+fn plain_field<'a>(rest: &mut &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+    let after_key = rest.strip_prefix(key)?;
+    let text = after_key.strip_prefix(b"\"")?;
+    let length = text
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)?;
+    if text[length] != b'"' {
+        return None;
+    }
+    let (value, after) = after_key.split_at(length + 2);
+    *rest = after;
+    Some(value)
+}
+
+/// The value of a string's JSON text from [`plain_field`]: its text without the quotes.
+fn unquoted(quoted: &[u8]) -> Option<&str> {
+    std::str::from_utf8(quoted.get(1..quoted.len().checked_sub(1)?)?).ok()
 }
 
 /// A JSON object whose `type` is a string, whatever its other fields.
@@ -499,6 +573,47 @@ mod tests {
     use super::*;
 
     const VOTE: &str = r#"{"type":"CastVote","command_id":"0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10","body":"it-planungsrat","actor":"DE-BY","issued_at":"2026-03-02T09:30:00Z","circulation":"5f0c3a86-1b7e-4d59-8a3e-0c7b1d2e4f60","choice":"yes","proposal_sha256":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","statement":null}"#;
+
+    #[test]
+    fn a_vote_as_written_reads_as_the_flat_struct_reads_it() {
+        let written = Command::from_json(VOTE.as_bytes()).unwrap().to_json();
+        let with_statement =
+            written.replace("\"statement\":null", "\"statement\":\"Protokollerklärung\"");
+        let without_statement = written.replace(",\"statement\":null", "");
+        for (text, answered) in [
+            (written.clone(), true),
+            (with_statement.clone(), true),
+            (without_statement, true),
+            (with_statement.replace("ärung", "\\u00e4rung"), false),
+            (written.replace("DE-BY", "de-by"), false),
+            (written.replace("\"yes\"", "\"maybe\""), false),
+            (written.replace("09:30:00Z", "10:30:00+01:00"), true),
+            (
+                written.replace(
+                    "0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10",
+                    "0B8F2F2E6A8B4C1E9A513C2D2F7F9E10",
+                ),
+                true,
+            ),
+            (
+                written.replace("\"type\":\"CastVote\"", "\"type\":\"ObjectToProcedure\""),
+                false,
+            ),
+            (written.replace("{\"actor\"", "{ \"actor\""), false),
+            (written.replace("}", ",\"x\":1}"), false),
+            (format!("{written} "), false),
+        ] {
+            let fast = cast_vote_as_written(text.as_bytes()).map(FlatCastVote::into_command);
+            assert_eq!(fast.is_some(), answered, "{text}");
+            if let Some(fast) = fast {
+                let general = serde_json::from_slice::<FlatCastVote>(text.as_bytes())
+                    .unwrap()
+                    .into_command();
+                assert_eq!(fast, general, "{text}");
+                assert_eq!(Command::from_json(text.as_bytes()).unwrap(), general);
+            }
+        }
+    }
 
     #[test]
     fn a_vote_parses_and_round_trips() {

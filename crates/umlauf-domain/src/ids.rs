@@ -29,7 +29,7 @@ impl InvalidValue {
 }
 
 /// Implements `Display`, `FromStr`, `Serialize` and `Deserialize` for a string newtype whose
-/// constructor `parse` validates.
+/// constructor `parse` validates with its `check`.
 macro_rules! string_value {
     ($name:ident) => {
         impl $name {
@@ -62,7 +62,9 @@ macro_rules! string_value {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 let text = String::deserialize(deserializer)?;
-                Self::parse(&text).map_err(serde::de::Error::custom)
+                // As `parse` judges it, keeping the text read rather than copying it.
+                Self::check(&text).map_err(serde::de::Error::custom)?;
+                Ok(Self(text))
             }
         }
     };
@@ -93,8 +95,12 @@ pub struct BodyId(String);
 impl BodyId {
     /// Validates a body id: a lower-case slug of at most 63 characters.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        check_slug("body id", text)?;
+        Self::check(text)?;
         Ok(Self(text.to_owned()))
+    }
+
+    fn check(text: &str) -> Result<(), InvalidValue> {
+        check_slug("body id", text)
     }
 }
 string_value!(BodyId);
@@ -106,8 +112,12 @@ pub struct GroupId(String);
 impl GroupId {
     /// Validates a group id: a lower-case slug of at most 63 characters.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        check_slug("group id", text)?;
+        Self::check(text)?;
         Ok(Self(text.to_owned()))
+    }
+
+    fn check(text: &str) -> Result<(), InvalidValue> {
+        check_slug("group id", text)
     }
 }
 string_value!(GroupId);
@@ -119,8 +129,12 @@ pub struct TableName(String);
 impl TableName {
     /// Validates a table name: a lower-case slug of at most 63 characters.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        check_slug("weight table name", text)?;
+        Self::check(text)?;
         Ok(Self(text.to_owned()))
+    }
+
+    fn check(text: &str) -> Result<(), InvalidValue> {
+        check_slug("weight table name", text)
     }
 }
 string_value!(TableName);
@@ -136,14 +150,19 @@ pub struct MemberId(String);
 impl MemberId {
     /// Validates a member id.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        let segments: Vec<&str> = text.split('-').collect();
-        let segment_ok = |s: &&str| {
+        Self::check(text)?;
+        Ok(Self(text.to_owned()))
+    }
+
+    fn check(text: &str) -> Result<(), InvalidValue> {
+        let segment_ok = |s: &str| {
             (1..=8).contains(&s.len())
                 && s.chars()
                     .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
         };
         let starts_with_letter = text.chars().next().is_some_and(|c| c.is_ascii_uppercase());
-        if segments.len() > 4 || !segments.iter().all(segment_ok) || !starts_with_letter {
+        let segments_ok = text.split('-').count() <= 4 && text.split('-').all(segment_ok);
+        if !segments_ok || !starts_with_letter {
             return Err(InvalidValue::new(
                 "member id",
                 format!(
@@ -151,7 +170,7 @@ impl MemberId {
                 ),
             ));
         }
-        Ok(Self(text.to_owned()))
+        Ok(())
     }
 }
 string_value!(MemberId);
@@ -173,15 +192,21 @@ pub enum Actor {
 impl Actor {
     /// Parses the JSON text form.
     pub fn parse(text: &str) -> Result<Self, InvalidValue> {
-        match text {
+        Self::from_text(std::borrow::Cow::Borrowed(text))
+    }
+
+    /// [`Actor::parse`], keeping an owned text for the member id rather than copying it.
+    fn from_text(text: std::borrow::Cow<'_, str>) -> Result<Self, InvalidValue> {
+        match &*text {
             "secretariat" => Ok(Self::Secretariat),
             "genesis" => Ok(Self::Genesis),
-            _ => MemberId::parse(text).map(Self::Member).map_err(|_| {
-                InvalidValue::new(
+            _ => match MemberId::check(&text) {
+                Ok(()) => Ok(Self::Member(MemberId(text.into_owned()))),
+                Err(_) => Err(InvalidValue::new(
                     "actor",
                     format!("{text:?} is neither a member id, \"secretariat\" nor \"genesis\""),
-                )
-            }),
+                )),
+            },
         }
     }
 
@@ -213,7 +238,7 @@ impl Serialize for Actor {
 impl<'de> Deserialize<'de> for Actor {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        Self::parse(&text).map_err(serde::de::Error::custom)
+        Self::from_text(std::borrow::Cow::Owned(text)).map_err(serde::de::Error::custom)
     }
 }
 

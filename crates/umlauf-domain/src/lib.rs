@@ -18,6 +18,7 @@ pub mod read_model;
 pub mod record;
 pub mod rule;
 pub mod stream;
+mod value_text;
 pub mod weak_keys;
 
 use chrono::{DateTime, Utc};

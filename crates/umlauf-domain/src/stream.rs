@@ -29,7 +29,7 @@ impl StreamId {
             Some(("circulation", id)) => {
                 let uuid = Uuid::parse_str(id).map_err(|_| invalid())?;
                 // Only the canonical spelling, so one stream has one name.
-                if uuid.hyphenated().to_string() != id {
+                if uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()) != id {
                     return Err(invalid());
                 }
                 Ok(Self::Circulation(CirculationId(uuid)))

@@ -845,3 +845,76 @@ mod replay {
         }
     }
 }
+
+// ---- written data ---------------------------------------------------------------------------
+
+/// `Event::write_data` writes without building the data's JSON value; it must write that value's
+/// text for every kind of event.
+#[test]
+fn written_data_is_the_text_of_the_data_value_for_every_event() {
+    let withdraw = command(
+        "WithdrawCirculation",
+        "secretariat",
+        json!({"circulation": CIRCULATION, "reason": "superseded \"x\"\n"}),
+    );
+    let extend = command(
+        "ExtendDeadline",
+        "secretariat",
+        json!({"circulation": CIRCULATION, "deadline": deadline() + Duration::days(1)}),
+    );
+    let admit = command(
+        "AdmitMember",
+        "secretariat",
+        json!({"member": {"id": "DE-XX", "name": "Neuland ü", "kind": "voting", "groups": ["laender"]}}),
+    );
+    let retire = command("RetireMember", "secretariat", json!({"member": "DE-SL"}));
+    let revoke = command(
+        "RevokeKey",
+        "DE-BY",
+        json!({"key_id": key_id("DE-BY").to_string(), "reason": "lost"}),
+    );
+    let mut events: Vec<Event> = given_body()
+        .accepting(admit)
+        .accepting(retire)
+        .accepting(revoke)
+        .history
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect();
+    events.extend(body::decide(&Body::default(), &constitution(), now()).unwrap());
+    let id = CirculationId(CIRCULATION.parse().unwrap());
+    for preset in ["it-planungsrat-resolution", "unanimity", "eu-silence"] {
+        let opened = given_open(preset);
+        events.extend(opened.history.iter().map(|(_, event)| event.clone()));
+        let mut voted = opened.clone().votes(&[("DE", "yes"), ("DE-BY", "no")]);
+        events.extend(voted.when(&object("DE-NW")).unwrap_or_default());
+        events.extend(voted.when(&extend).unwrap_or_default());
+        events.extend(voted.when(&withdraw).unwrap_or_default());
+        if voted.when(&vote("DE-HB", "abstain")).is_ok() {
+            voted = voted.accepting(vote("DE-HB", "abstain"));
+        }
+        events.extend(voted.history.iter().map(|(_, event)| event.clone()));
+        let late = deadline() + Duration::seconds(1);
+        events.extend(
+            circulation::close_at_deadline(&voted.circulation, id, late).unwrap_or_default(),
+        );
+        for (member, _) in adopting_yes_votes() {
+            if let Ok(more) = voted.when(&vote(member, "yes")) {
+                events.extend(more.clone());
+                voted = voted.accepting(vote(member, "yes"));
+            }
+        }
+    }
+    let mut kinds = BTreeSet::new();
+    for event in &events {
+        let mut written = Vec::new();
+        event.write_data(&mut written).unwrap();
+        let value_text = serde_json::to_string(&event.data()).unwrap();
+        assert_eq!(String::from_utf8(written).unwrap(), value_text, "{event:?}");
+        // Written directly, not through the value.
+        let direct = event.data_text().unwrap();
+        assert_eq!(String::from_utf8(direct).unwrap(), value_text, "{event:?}");
+        kinds.insert(event.type_name());
+    }
+    assert_eq!(kinds.len(), 12, "{kinds:?}");
+}
