@@ -82,7 +82,9 @@ impl Default for AuditOptions {
 pub struct Auditor {
     options: AuditOptions,
     log_key: umlauf_proof::note::NoteVerifier,
-    genesis_by_keyid: HashMap<String, VerifyingKey>,
+    /// The genesis keys by their envelope key id: a handful, found faster by comparing than by
+    /// hashing the key id.
+    genesis_by_keyid: Vec<(String, VerifyingKey)>,
     genesis_key_ids: std::collections::BTreeSet<KeyId>,
     /// The records of the chunk being filled.
     buffer: Chunk,
@@ -90,6 +92,8 @@ pub struct Auditor {
     reading: Vec<std::thread::JoinHandle<Vec<Prepared>>>,
     /// The records `reading` reads, shared with its threads; its buffers are reused once read.
     reading_chunk: Option<Arc<Chunk>>,
+    /// Emptied vectors of prepared records, for the next chunk's parts.
+    spare_prepared: Vec<Vec<Prepared>>,
     /// Signatures of replayed chunks, gathered until [`VERIFY_CHUNKS`] chunks' worth start being
     /// verified together.
     unverified: Vec<SignatureJob>,
@@ -178,9 +182,13 @@ impl Chunk {
 
 /// Starts reading `chunk` on up to `threads` threads, each a contiguous part of it; joining the
 /// handles in order gives the prepared records in order.
+///
+/// Each part is read into one of the emptied vectors in `spares` where there is one: they are
+/// reused from chunk to chunk rather than allocated on a worker and freed here.
 fn spawn_reading(
     chunk: &Arc<Chunk>,
     threads: usize,
+    spares: &mut Vec<Vec<Prepared>>,
 ) -> Vec<std::thread::JoinHandle<Vec<Prepared>>> {
     let count = chunk.len();
     let size = count.div_ceil(threads.max(1)).max(1);
@@ -189,53 +197,61 @@ fn spawn_reading(
         .map(|start| {
             let chunk = Arc::clone(chunk);
             let end = (start + size).min(count);
+            let mut prepared = spares.pop().unwrap_or_default();
             std::thread::spawn(move || {
-                (start..end)
-                    .map(|index| {
-                        let (bytes, stored) = chunk.record(index);
-                        prepare(bytes, stored)
-                    })
-                    .collect()
+                prepared.extend((start..end).map(|index| {
+                    let (bytes, stored) = chunk.record(index);
+                    prepare(bytes, stored)
+                }));
+                prepared
             })
         })
         .collect()
 }
 
 /// A record as read in parallel, before replay.
+#[derive(Debug)]
 struct Prepared {
     leaf: Hash,
     stored_leaf: Option<Hash>,
     parsed: Result<Parsed, String>,
 }
 
+#[derive(Debug)]
 struct Parsed {
-    record: Recorded,
+    /// The record; its `data` is `null` where `data_text` says where it lies.
+    record: Record,
+    /// Where in the record's bytes its data's canonical JSON text lies
+    /// ([`canonical_value_len`]), where it was left unparsed.
+    data_text: Option<std::ops::Range<usize>>,
     canonical: bool,
     /// `Some` when the record carries an envelope.
     signed: Option<Result<Signed, String>>,
 }
 
-/// A parsed record whose data may still be text.
+/// A parsed record whose data may still be text, in the bytes of the chunk being replayed.
 #[derive(Debug)]
-struct Recorded {
+struct Recorded<'a> {
     /// The record; its `data` is `null` while `data_text` holds it.
     record: Record,
     /// The data's canonical JSON text ([`canonical_value_len`]), where it was left unparsed:
     /// compared with replay's event as text, and parsed only when it differs.
-    data_text: Option<Box<[u8]>>,
+    data_text: Option<&'a [u8]>,
 }
 
-impl Recorded {
-    fn parsed(record: Record) -> Self {
+impl<'a> Recorded<'a> {
+    /// The parsed record, its data text found in the record's `bytes`.
+    fn new(record: Record, data_text: Option<std::ops::Range<usize>>, bytes: &'a [u8]) -> Self {
         Self {
             record,
-            data_text: None,
+            // The reader found the range in these bytes.
+            data_text: data_text.and_then(|range| bytes.get(range)),
         }
     }
 
     /// The record with its data as a JSON value.
     fn with_data(&self) -> Cow<'_, Record> {
-        match &self.data_text {
+        match self.data_text {
             None => Cow::Borrowed(&self.record),
             Some(text) => Cow::Owned(Record {
                 // Checked to be canonical JSON text when it was left unparsed.
@@ -246,7 +262,7 @@ impl Recorded {
     }
 }
 
-impl std::ops::Deref for Recorded {
+impl std::ops::Deref for Recorded<'_> {
     type Target = Record;
 
     fn deref(&self) -> &Record {
@@ -254,11 +270,12 @@ impl std::ops::Deref for Recorded {
     }
 }
 
+#[derive(Debug)]
 struct Signed {
     keyid: String,
     signature: Vec<u8>,
     pae: Vec<u8>,
-    payload_type: String,
+    payload_type: Cow<'static, str>,
     command: Result<Command, String>,
 }
 
@@ -288,6 +305,7 @@ impl Auditor {
             buffer: Chunk::default(),
             reading: Vec::new(),
             reading_chunk: None,
+            spare_prepared: Vec::new(),
             unverified: Vec::new(),
             verifying: Vec::new(),
             replay: Replay {
@@ -555,7 +573,8 @@ impl Auditor {
             (Vec::new(), None)
         } else {
             let chunk = Arc::new(std::mem::take(&mut self.buffer));
-            (spawn_reading(&chunk, self.options.threads), Some(chunk))
+            let reading = spawn_reading(&chunk, self.options.threads, &mut self.spare_prepared);
+            (reading, Some(chunk))
         };
         let previous = std::mem::replace(&mut self.reading, reading);
         let previous_chunk = std::mem::replace(&mut self.reading_chunk, reading_chunk);
@@ -564,13 +583,19 @@ impl Auditor {
             return outputs;
         }
         let mut jobs = std::mem::take(&mut self.unverified);
+        let chunk = previous_chunk.unwrap_or_default();
+        let mut index = 0;
         for part in previous {
-            for record in join(part) {
-                self.replay_record(record, &mut outputs, &mut jobs);
+            let mut prepared = join(part);
+            for record in prepared.drain(..) {
+                let (bytes, _) = chunk.record(index);
+                index += 1;
+                self.replay_record(record, bytes, &mut outputs, &mut jobs);
             }
+            self.spare_prepared.push(prepared);
         }
         // Its threads are done with it: its buffers take the next chunk's records.
-        if let Some(chunk) = previous_chunk.and_then(Arc::into_inner)
+        if let Some(chunk) = Arc::into_inner(chunk)
             && self.buffer.is_empty()
         {
             self.buffer = chunk.emptied();
@@ -642,12 +667,13 @@ impl Auditor {
     fn replay_record(
         &mut self,
         prepared: Prepared,
+        bytes: &[u8],
         outputs: &mut Vec<Output>,
         jobs: &mut Vec<SignatureJob>,
     ) {
         let position = self.replay.next_position;
         self.replay.next_position += 1;
-        if self.frontier.push(prepared.leaf).is_err() {
+        if self.frontier.append(prepared.leaf).is_err() {
             return;
         }
         if let Some(stored) = prepared.stored_leaf
@@ -662,7 +688,7 @@ impl Auditor {
                 },
             );
         }
-        self.replay_content(position, prepared.parsed, outputs, jobs);
+        self.replay_content(position, prepared.parsed, bytes, outputs, jobs);
         if let Some(checkpoints) = self.pending_checkpoints.remove(&self.frontier.size()) {
             for checkpoint in checkpoints {
                 self.check_checkpoint(&checkpoint, outputs);
@@ -674,6 +700,7 @@ impl Auditor {
         &mut self,
         position: u64,
         parsed: Result<Parsed, String>,
+        bytes: &[u8],
         outputs: &mut Vec<Output>,
         jobs: &mut Vec<SignatureJob>,
     ) {
@@ -691,9 +718,11 @@ impl Auditor {
         };
         let Parsed {
             record,
+            data_text,
             canonical,
             signed,
         } = parsed;
+        let record = Recorded::new(record, data_text, bytes);
         if record.position != position {
             self.found(
                 outputs,
@@ -824,7 +853,11 @@ impl Auditor {
     /// The key an envelope's key id names at this moment, with its domain key id: a genesis key,
     /// or a key registered in the command's body (revoked ones too: `authorize` refuses those).
     fn signing_key(&mut self, keyid: &str, body: &BodyId) -> Option<(VerifyingKey, KeyId)> {
-        if let Some(key) = self.genesis_by_keyid.get(keyid) {
+        if let Some((_, key)) = self
+            .genesis_by_keyid
+            .iter()
+            .find(|(genesis_keyid, _)| genesis_keyid == keyid)
+        {
             return Some((*key, KeyId::of(&PublicKey(key.to_bytes()))));
         }
         let key_id = KeyId::parse(keyid).ok()?;
@@ -1300,7 +1333,8 @@ impl std::io::Write for MatchingTail<'_> {
 /// Reads one record: everything that needs no state.
 fn prepare(bytes: &[u8], stored_leaf: Option<Hash>) -> Prepared {
     let leaf = leaf_hash(bytes);
-    let parsed = parse_canonical(bytes)
+    let parsed = parse_plain(bytes)
+        .or_else(|| parse_canonical(bytes))
         .map(Ok)
         .or_else(|| parse_as_written(bytes))
         .unwrap_or_else(|| parse_any(bytes));
@@ -1323,7 +1357,8 @@ fn parse_any(bytes: &[u8]) -> Result<Parsed, String> {
                 signed(envelope)
             });
             Parsed {
-                record: Recorded::parsed(record),
+                record,
+                data_text: None,
                 canonical,
                 signed,
             }
@@ -1355,7 +1390,8 @@ fn parse_as_written(bytes: &[u8]) -> Option<Result<Parsed, String>> {
         envelope: _,
     } = text;
     Some(Ok(Parsed {
-        record: Recorded::parsed(Record {
+        data_text: None,
+        record: Record {
             position,
             stream,
             version,
@@ -1365,7 +1401,7 @@ fn parse_as_written(bytes: &[u8]) -> Option<Result<Parsed, String>> {
             data,
             command_id,
             envelope: None,
-        }),
+        },
         canonical,
         signed,
     }))
@@ -1402,6 +1438,7 @@ fn parse_canonical(bytes: &[u8]) -> Option<Parsed> {
         return None;
     }
     let rest = head.rest.strip_prefix(b",\"data\":")?;
+    let data_start = bytes.len() - rest.len();
     let (data_text, tail) = rest.split_at(canonical_value_len(rest)?);
     // `{}` without a command, `{"command_id":…}` with one: after the data, `}` or `,"command_id":…}`.
     let tail_matches = if text.command_id.is_none() && text.envelope.is_none() {
@@ -1441,23 +1478,279 @@ fn parse_canonical(bytes: &[u8]) -> Option<Parsed> {
         envelope: _,
     } = text;
     Some(Parsed {
-        record: Recorded {
-            record: Record {
-                position,
-                stream,
-                version,
-                event_type,
-                schema,
-                recorded_at,
-                data: serde_json::Value::Null,
-                command_id,
-                envelope: None,
-            },
-            data_text: Some(data_text.into()),
+        record: Record {
+            position,
+            stream,
+            version,
+            event_type,
+            schema,
+            recorded_at,
+            data: serde_json::Value::Null,
+            command_id,
+            envelope: None,
         },
+        data_text: Some(data_start..data_start + data_text.len()),
         canonical: true,
         signed,
     })
+}
+
+/// Reads a canonical record of the form the service writes whose strings need no unescaping,
+/// field by field where they lie: `None` for any other record, for [`parse_canonical`] and the
+/// readers after it to judge. Where it answers, it answers exactly as [`parse_canonical`] does.
+///
+/// The fields must stand in the order [`Record`] writes them, their strings free of escapes,
+/// their numbers in plain digits; each typed field is read from its JSON text as
+/// [`CanonicalText`] reads it and must write back as that text, the data must be canonical
+/// ([`canonical_value_len`]), and the envelope must have the form the service writes.
+fn parse_plain(bytes: &[u8]) -> Option<Parsed> {
+    let mut cursor = Cursor { bytes, at: 0 };
+    cursor.literal(b"{\"position\":")?;
+    let position = cursor.integer()?;
+    cursor.literal(b",\"stream\":")?;
+    let (_, stream_text) = cursor.plain_string()?;
+    let stream = StreamId::parse(stream_text).ok()?;
+    // Written as its text in quotes, which needs no escapes as the text had none.
+    if !writes_as(stream_text.as_bytes(), |writer| {
+        std::io::Write::write_fmt(writer, format_args!("{stream}"))
+    }) {
+        return None;
+    }
+    cursor.literal(b",\"version\":")?;
+    let version = cursor.integer()?;
+    cursor.literal(b",\"type\":")?;
+    let (_, event_type) = cursor.plain_string()?;
+    cursor.literal(b",\"schema\":")?;
+    let schema = u32::try_from(cursor.integer()?).ok()?;
+    cursor.literal(b",\"recorded_at\":")?;
+    let recorded_at = cursor.time()?;
+    cursor.literal(b",\"data\":")?;
+    let data_start = cursor.at;
+    let data_end = data_start + canonical_value_len(&bytes[data_start..])?;
+    cursor.at = data_end;
+    let mut command_id = None;
+    let mut signed_parts = None;
+    if cursor.literal(b",\"command_id\":").is_some() {
+        command_id = Some(cursor.typed_string::<CommandId>()?);
+        if cursor.literal(b",\"envelope\":{\"payload\":").is_some() {
+            let (_, payload) = cursor.plain_string()?;
+            cursor.literal(b",\"payloadType\":")?;
+            let (_, payload_type) = cursor.plain_string()?;
+            cursor.literal(b",\"signatures\":[{\"keyid\":")?;
+            let (_, keyid) = cursor.plain_string()?;
+            cursor.literal(b",\"sig\":")?;
+            let (_, sig) = cursor.plain_string()?;
+            cursor.literal(b"}]}")?;
+            signed_parts = Some((payload_type, payload, keyid, sig));
+        }
+    }
+    cursor.literal(b"}")?;
+    if cursor.at != bytes.len() {
+        return None;
+    }
+    let signed = match signed_parts {
+        None => None,
+        Some((payload_type, payload, keyid, sig)) => {
+            // Decoded as `Envelope::from_json_strings` decodes it, without building the envelope.
+            let (payload, signature) = Envelope::decode_json_strings(payload, sig).ok()?;
+            Some(Ok(Signed {
+                keyid: keyid.to_owned(),
+                signature,
+                pae: dsse::pae(payload_type, &payload),
+                command: Command::from_json(&payload).map_err(|error| error.to_string()),
+                payload_type: if payload_type == COMMAND_PAYLOAD_TYPE {
+                    Cow::Borrowed(COMMAND_PAYLOAD_TYPE)
+                } else {
+                    Cow::Owned(payload_type.to_owned())
+                },
+            }))
+        }
+    };
+    Some(Parsed {
+        record: Record {
+            position,
+            stream,
+            version,
+            event_type: event_type.to_owned(),
+            schema,
+            recorded_at,
+            data: serde_json::Value::Null,
+            command_id,
+            envelope: None,
+        },
+        data_text: Some(data_start..data_end),
+        canonical: true,
+        signed,
+    })
+}
+
+/// Where [`parse_plain`] is in a record's bytes.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// Steps over `text` if the bytes go on with it.
+    fn literal(&mut self, text: &[u8]) -> Option<()> {
+        let rest = self.bytes.get(self.at..)?;
+        rest.starts_with(text).then(|| self.at += text.len())
+    }
+
+    /// A string without escapes or control characters, which JSON reads as its bytes and
+    /// `serde_json` writes as they are: its text with the quotes, and without them.
+    fn plain_string(&mut self) -> Option<(&'a [u8], &'a str)> {
+        let start = self.at;
+        let content = self.bytes.get(start + 1..)?;
+        if self.bytes.get(start) != Some(&b'"') {
+            return None;
+        }
+        let length = plain_text_len(content)?;
+        if content[length] != b'"' {
+            return None;
+        }
+        let text = std::str::from_utf8(&content[..length]).ok()?;
+        let end = start + 1 + length + 1;
+        self.at = end;
+        Some((&self.bytes[start..end], text))
+    }
+
+    /// A time read as [`CanonicalText`] reads it, which must write back exactly.
+    fn time(&mut self) -> Option<DateTime<Utc>> {
+        let start = self.at;
+        let (quoted, text) = self.plain_string()?;
+        if let Some(time) = whole_seconds_time(text) {
+            return Some(time);
+        }
+        let time: DateTime<Utc> = serde_json::from_slice(quoted).ok()?;
+        if is_whole_seconds_text(text, &time) {
+            return Some(time);
+        }
+        self.at = start;
+        self.typed_string()
+    }
+
+    /// A string read as a `T` from its JSON text, which `T` must write back exactly.
+    fn typed_string<T: serde::de::DeserializeOwned + Serialize>(&mut self) -> Option<T> {
+        let (quoted, _) = self.plain_string()?;
+        let value: T = serde_json::from_slice(quoted).ok()?;
+        let mut rest = Matching { rest: quoted };
+        (serde_json::to_writer(&mut rest, &value).is_ok() && rest.rest.is_empty()).then_some(value)
+    }
+
+    /// An unsigned integer in the digits `serde_json` writes for it: no sign, no leading zeros,
+    /// no fraction or exponent after it.
+    fn integer(&mut self) -> Option<u64> {
+        let start = self.at;
+        let rest = self.bytes.get(start..)?;
+        let length = rest
+            .iter()
+            .position(|byte| !byte.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let digits = &rest[..length];
+        if digits.is_empty()
+            || (digits.len() > 1 && digits[0] == b'0')
+            || matches!(rest.get(length), Some(b'.' | b'e' | b'E'))
+        {
+            return None;
+        }
+        let number = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        self.at = start + length;
+        Some(number)
+    }
+}
+
+/// The length of the text of a string up to the first quote, backslash or control character,
+/// looked for eight bytes at a time.
+fn plain_text_len(text: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte of `word` is zero, or below `n` (at most 128): the high bit of that byte (and
+    // perhaps of bytes above it) is set, and no high bit is set otherwise.
+    let has_zero = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    let has_below = |word: u64, n: u64| word.wrapping_sub(ONES * n) & !word & HIGH;
+    let mut clean = 0;
+    for chunk in text.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let special = has_zero(word ^ (ONES * u64::from(b'"')))
+            | has_zero(word ^ (ONES * u64::from(b'\\')))
+            | has_below(word, 0x20);
+        if special != 0 {
+            break;
+        }
+        clean += 8;
+    }
+    text[clean..]
+        .iter()
+        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20)
+        .map(|length| clean + length)
+}
+
+/// The year, month, day, hour, minute and second `text` spells if it has the form
+/// `YYYY-MM-DDTHH:MM:SSZ`, whether or not they make a time.
+fn whole_seconds_fields(text: &str) -> Option<[u32; 6]> {
+    let bytes = text.as_bytes();
+    let shaped = bytes.len() == 20
+        && bytes[4] == b'-'
+        && bytes[7] == b'-'
+        && bytes[10] == b'T'
+        && bytes[13] == b':'
+        && bytes[16] == b':'
+        && bytes[19] == b'Z';
+    if !shaped {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        let digits = bytes.get(range)?;
+        digits.iter().try_fold(0_u32, |value, &digit| {
+            digit
+                .is_ascii_digit()
+                .then(|| value * 10 + u32::from(digit - b'0'))
+        })
+    };
+    Some([
+        number(0..4)?,
+        number(5..7)?,
+        number(8..10)?,
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+    ])
+}
+
+/// The time `text` of the form `YYYY-MM-DDTHH:MM:SSZ` names, as chrono reads it, if it is one
+/// (no leap second): chrono writes it back as `text`.
+fn whole_seconds_time(text: &str) -> Option<DateTime<Utc>> {
+    let [year, month, day, hour, minute, second] = whole_seconds_fields(text)?;
+    chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?
+        .and_hms_opt(hour, minute, second)
+        .map(|time| time.and_utc())
+}
+
+/// Whether `text` is `YYYY-MM-DDTHH:MM:SSZ` spelling exactly `time`'s fields, with no fraction
+/// of a second: what chrono writes for such a time.
+fn is_whole_seconds_text(text: &str, time: &DateTime<Utc>) -> bool {
+    use chrono::{Datelike as _, Timelike as _};
+    time.nanosecond() == 0
+        && whole_seconds_fields(text).is_some_and(|fields| {
+            u32::try_from(time.year()).ok() == Some(fields[0])
+                && [
+                    time.month(),
+                    time.day(),
+                    time.hour(),
+                    time.minute(),
+                    time.second(),
+                ] == fields[1..]
+        })
+}
+
+/// Whether `write` writes exactly `expected`.
+fn writes_as(
+    expected: &[u8],
+    write: impl FnOnce(&mut Matching<'_>) -> std::io::Result<()>,
+) -> bool {
+    let mut rest = Matching { rest: expected };
+    write(&mut rest).is_ok() && rest.rest.is_empty()
 }
 
 /// [`RecordText`] with the data skipped.
@@ -1573,6 +1866,8 @@ fn canonical_string(text: &[u8], start: usize) -> Option<(usize, bool)> {
     let mut plain = true;
     let mut run_start = at;
     loop {
+        // Over the bytes that need no escape, eight at a time.
+        at += plain_text_len(text.get(at..)?)?;
         let byte = *text.get(at)?;
         match byte {
             b'"' => {
@@ -1655,7 +1950,7 @@ fn signed(envelope: Envelope) -> Result<Signed, String> {
         signature: signature.sig,
         pae: dsse::pae(&payload_type, &payload),
         command: Command::from_json(&payload).map_err(|error| error.to_string()),
-        payload_type,
+        payload_type: Cow::Owned(payload_type),
     })
 }
 
@@ -1774,10 +2069,15 @@ mod tests {
     use umlauf_proof::dsse::{COMMAND_PAYLOAD_TYPE, sign};
     use umlauf_proof::keys::signing_key_from_seed;
 
-    use super::{Parsed, canonical_value_len, parse_any, parse_as_written, parse_canonical};
+    use chrono::{DateTime, Utc};
+
+    use super::{
+        Parsed, Recorded, canonical_value_len, is_whole_seconds_text, parse_any, parse_as_written,
+        parse_canonical, parse_plain, plain_text_len, whole_seconds_time,
+    };
 
     /// The parts of a parse that replay looks at, comparable.
-    fn summary(parsed: &Result<Parsed, String>) -> String {
+    fn summary(parsed: &Result<Parsed, String>, bytes: &[u8]) -> String {
         match parsed {
             Err(error) => format!("error {error}"),
             Ok(parsed) => {
@@ -1794,7 +2094,8 @@ mod tests {
                 });
                 format!(
                     "{:?} {} {signed:?}",
-                    parsed.record.with_data(),
+                    Recorded::new(parsed.record.clone(), parsed.data_text.clone(), bytes)
+                        .with_data(),
                     parsed.canonical
                 )
             }
@@ -1804,10 +2105,19 @@ mod tests {
     /// Checks that the fast reading agrees with the general one where it answers, and whether
     /// it answers.
     fn check(record: &str, answered: bool) {
+        if let Some(plain) = parse_plain(record.as_bytes()) {
+            let canonical = parse_canonical(record.as_bytes());
+            assert!(canonical.is_some(), "{record}");
+            assert_eq!(
+                summary(&Ok(plain), record.as_bytes()),
+                summary(&canonical.ok_or_else(String::new), record.as_bytes()),
+                "{record}"
+            );
+        }
         if let Some(canonical) = parse_canonical(record.as_bytes()) {
             assert_eq!(
-                summary(&Ok(canonical)),
-                summary(&parse_any(record.as_bytes())),
+                summary(&Ok(canonical), record.as_bytes()),
+                summary(&parse_any(record.as_bytes()), record.as_bytes()),
                 "{record}"
             );
         }
@@ -1815,8 +2125,8 @@ mod tests {
         assert_eq!(fast.is_some(), answered, "{record}");
         if let Some(fast) = fast {
             assert_eq!(
-                summary(&fast),
-                summary(&parse_any(record.as_bytes())),
+                summary(&fast, record.as_bytes()),
+                summary(&parse_any(record.as_bytes()), record.as_bytes()),
                 "{record}"
             );
         }
@@ -1848,7 +2158,64 @@ mod tests {
             format!("{head}}}"),
         ] {
             assert!(parse_canonical(record.as_bytes()).is_some(), "{record}");
+            assert!(parse_plain(record.as_bytes()).is_some(), "{record}");
         }
+        // Forms the plain reader leaves to the others: escapes, spellings that read as the same
+        // value but are not what the service writes, numbers out of range, another order.
+        for (from, to) in [
+            ("\"position\":7", "\"position\":07"),
+            ("\"position\":7", "\"position\":7.0"),
+            ("\"position\":7", "\"position\":-7"),
+            ("\"position\":7", "\"position\":18446744073709551616"),
+            ("\"schema\":1", "\"schema\":4294967296"),
+            ("\"schema\":1", "\"schema\":4294967295"),
+            ("MemberRetired", "Member\\u0052etired"),
+            ("MemberRetired", "Member\\\\Retired"),
+            ("body/it-planungsrat", "body/IT-Planungsrat"),
+            ("body/it-planungsrat", "body\\/it-planungsrat"),
+            ("09:00:00Z", "09:00:00+00:00"),
+            ("09:00:00Z", "09:00:00.000Z"),
+            ("09:00:00Z", "09:00:00.5Z"),
+            (
+                "0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10",
+                "0B8F2F2E-6A8B-4C1E-9A51-3C2D2F7F9E10",
+            ),
+            (
+                "0b8f2f2e-6a8b-4c1e-9a51-3c2d2f7f9e10",
+                "0b8f2f2e6a8b4c1e9a513c2d2f7f9e10",
+            ),
+            ("{\"member\":\"DE-SL\"}", "{\"member\":\"DE-\\u0053L\"}"),
+            ("{\"member\":\"DE-SL\"}", "{\"member\" : \"DE-SL\"}"),
+            ("\"version\":3,\"type\"", "\"type\""),
+        ] {
+            for record in [
+                written(&canonical),
+                format!("{head},{command}}}"),
+                format!("{head}}}"),
+            ] {
+                if !record.contains(from) {
+                    continue;
+                }
+                let changed = record.replacen(from, to, 1);
+                check(&changed, parse_as_written(changed.as_bytes()).is_some());
+                assert_eq!(
+                    parse_plain(changed.as_bytes()).is_some(),
+                    to.ends_with(":4294967295"),
+                    "{changed}"
+                );
+            }
+        }
+        for record in [
+            format!("{head},{command}}} "),
+            format!(" {head},{command}}}"),
+        ] {
+            check(&record, true);
+            assert!(parse_plain(record.as_bytes()).is_none(), "{record}");
+        }
+        check(
+            &written(&canonical.replace(&format!("\"sig\":\"{sig}\""), "\"sig\":\"*\"")),
+            false,
+        );
         for record in [
             format!("{head},\"command_id\":null}}"),
             written(&canonical.replace(':', " : ")),
@@ -1889,6 +2256,84 @@ mod tests {
         check(&written("[]"), false);
         check(&format!("{head},\"x\":1}}"), false);
         check("{\"position\":1}", false);
+    }
+
+    #[test]
+    fn plain_text_ends_where_a_byte_at_a_time_finds_it() {
+        for length in 0..40 {
+            for special in [b'"', b'\\', 0x00, 0x1f, b'\n'] {
+                for at in 0..=length {
+                    let mut text: Vec<u8> = (0..length)
+                        .map(|index| b' ' + u8::try_from(index % 90).unwrap())
+                        .collect();
+                    text.extend_from_slice("ü\x7f~".as_bytes());
+                    if at < length {
+                        text[at] = special;
+                    }
+                    let expected = text
+                        .iter()
+                        .position(|&byte| byte == b'"' || byte == b'\\' || byte < 0x20);
+                    assert_eq!(plain_text_len(&text), expected, "{text:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn whole_seconds_text_is_what_chrono_writes() {
+        for text in [
+            "2026-03-02T09:00:00Z",
+            "0999-01-01T00:00:00Z",
+            "0000-01-01T00:00:00Z",
+            "9999-12-31T23:59:59Z",
+            "2026-03-02T09:00:00.000Z",
+            "2026-03-02T09:00:00.5Z",
+            "2026-03-02T09:00:00.500Z",
+            "2026-03-02T09:00:00+00:00",
+            "2026-03-02T10:00:00+01:00",
+            "2026-03-02t09:00:00z",
+            "2026-03-02 09:00:00Z",
+            "2016-12-31T23:59:60Z",
+            "2026-03-02T09:00:00-00:00",
+            "2026-02-29T09:00:00Z",
+            "2028-02-29T09:00:00Z",
+            "2026-13-01T09:00:00Z",
+            "2026-00-01T09:00:00Z",
+            "2026-04-31T09:00:00Z",
+            "2026-03-02T24:00:00Z",
+            "2026-03-02T09:60:00Z",
+            "2026-03-02T09:00:61Z",
+            "2026-03-02T+9:00:00Z",
+            "2026-03-02T09:00:0aZ",
+            "1970-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let quoted = format!("\"{text}\"");
+            let read = serde_json::from_str::<DateTime<Utc>>(&quoted).ok();
+            // Where the direct reading answers, it answers as chrono does.
+            if let Some(time) = whole_seconds_time(text) {
+                assert_eq!(Some(time), read, "{text}");
+            }
+            let Some(time) = read else {
+                assert!(whole_seconds_time(text).is_none(), "{text}");
+                continue;
+            };
+            assert_eq!(
+                whole_seconds_time(text).is_some(),
+                is_whole_seconds_text(text, &time),
+                "{text}"
+            );
+            let written = serde_json::to_string(&time).unwrap();
+            if is_whole_seconds_text(text, &time) {
+                assert_eq!(written, quoted);
+            }
+            assert_eq!(
+                is_whole_seconds_text(text, &time),
+                // Leap seconds and fractions are left to chrono to write.
+                written == quoted && !text.contains('.') && !text.contains(":60"),
+                "{text}"
+            );
+        }
     }
 
     #[test]
