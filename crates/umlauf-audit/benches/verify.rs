@@ -85,12 +85,13 @@ fn main() {
     }
     let outcome = auditor.finish();
     report("at the end", records, started, raw);
+    let verified_in = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_started;
     let raw_after = raw_batch_rate(threads);
     let raw_per_cpu = raw_batch_rate_per_cpu_second();
     println!(
         "raw batch rate after verifying: {raw_after:.0}/s ({:.2} × that rate)",
-        records as f64 / started_elapsed(started) / raw_after
+        records as f64 / verified_in / raw_after
     );
     println!(
         "CPU time {cpu:.1} s: {:.0} records per CPU-second; raw batch {raw_per_cpu:.0} signatures per CPU-second ({:.2} × per CPU-second)",
@@ -101,10 +102,6 @@ fn main() {
         Ok(report) => println!("{report}"),
         Err(failure) => panic!("the generated history does not verify: {failure}"),
     }
-}
-
-fn started_elapsed(started: Instant) -> f64 {
-    started.elapsed().as_secs_f64()
 }
 
 fn report(label: &str, records: u64, started: Instant, raw: f64) {

@@ -89,7 +89,7 @@ pub struct Auditor {
     /// The records of the chunk being filled.
     buffer: Chunk,
     /// The chunk being read on worker threads, replayed when the next chunk is full.
-    reading: Vec<std::thread::JoinHandle<Vec<Prepared>>>,
+    reading: Vec<Pending<Vec<Prepared>>>,
     /// The records `reading` reads, shared with its threads; its buffers are reused once read.
     reading_chunk: Option<Arc<Chunk>>,
     /// Emptied vectors of prepared records, for the next chunk's parts.
@@ -98,7 +98,7 @@ pub struct Auditor {
     /// verified together.
     unverified: Vec<SignatureJob>,
     /// The signatures started last, being verified on worker threads.
-    verifying: Vec<std::thread::JoinHandle<VerifiedPart>>,
+    verifying: Vec<Pending<VerifiedPart>>,
     replay: Replay,
     frontier: Frontier,
     /// Checkpoints whose size the log has not reached yet, by size.
@@ -112,6 +112,8 @@ pub struct Auditor {
     covered: u64,
     /// Verifying keys decompressed once, by their bytes.
     key_cache: HashMap<[u8; 32], Option<VerifyingKey>>,
+    /// The threads that read chunks and verify signatures.
+    workers: Workers,
 }
 
 /// The replayed state: bodies for ever, circulations until they close.
@@ -186,10 +188,11 @@ impl Chunk {
 /// Each part is read into one of the emptied vectors in `spares` where there is one: they are
 /// reused from chunk to chunk rather than allocated on a worker and freed here.
 fn spawn_reading(
+    workers: &Workers,
     chunk: &Arc<Chunk>,
     threads: usize,
     spares: &mut Vec<Vec<Prepared>>,
-) -> Vec<std::thread::JoinHandle<Vec<Prepared>>> {
+) -> Vec<Pending<Vec<Prepared>>> {
     let count = chunk.len();
     let size = count.div_ceil(threads.max(1)).max(1);
     (0..count)
@@ -198,7 +201,7 @@ fn spawn_reading(
             let chunk = Arc::clone(chunk);
             let end = (start + size).min(count);
             let mut prepared = spares.pop().unwrap_or_default();
-            std::thread::spawn(move || {
+            workers.spawn(move || {
                 prepared.extend((start..end).map(|index| {
                     let (bytes, stored) = chunk.record(index);
                     prepare(bytes, stored)
@@ -297,7 +300,10 @@ impl Auditor {
             .iter()
             .map(|key| (umlauf_proof::keys::key_id(key), *key))
             .collect();
+        // The parts of the chunk being read and of the signatures being verified.
+        let workers = Workers::new(options.threads.max(1) * 2);
         Self {
+            workers,
             genesis_key_ids: anchors.genesis_key_ids(),
             genesis_by_keyid,
             log_key: anchors.log_key,
@@ -573,7 +579,12 @@ impl Auditor {
             (Vec::new(), None)
         } else {
             let chunk = Arc::new(std::mem::take(&mut self.buffer));
-            let reading = spawn_reading(&chunk, self.options.threads, &mut self.spare_prepared);
+            let reading = spawn_reading(
+                &self.workers,
+                &chunk,
+                self.options.threads,
+                &mut self.spare_prepared,
+            );
             (reading, Some(chunk))
         };
         let previous = std::mem::replace(&mut self.reading, reading);
@@ -612,7 +623,7 @@ impl Auditor {
         self.collect_signatures(outputs);
         let jobs = std::mem::take(&mut self.unverified);
         if !jobs.is_empty() {
-            self.verifying = spawn_parts(jobs, self.options.threads, verify_part);
+            self.verifying = spawn_parts(&self.workers, jobs, self.options.threads, verify_part);
         }
     }
 
@@ -2039,10 +2050,11 @@ fn verify_part(jobs: Vec<SignatureJob>) -> VerifiedPart {
 /// Starts `work` on up to `threads` contiguous parts of `items`, each on a thread of its own;
 /// joining the handles in order gives the results in order.
 fn spawn_parts<T: Send + 'static, U: Send + 'static>(
+    workers: &Workers,
     mut items: Vec<T>,
     threads: usize,
     work: fn(Vec<T>) -> U,
-) -> Vec<std::thread::JoinHandle<U>> {
+) -> Vec<Pending<U>> {
     let size = items.len().div_ceil(threads.max(1)).max(1);
     let mut parts = Vec::new();
     while items.len() > size {
@@ -2052,15 +2064,100 @@ fn spawn_parts<T: Send + 'static, U: Send + 'static>(
     parts.push(items);
     parts
         .into_iter()
-        .map(|part| std::thread::spawn(move || work(part)))
+        .map(|part| workers.spawn(move || work(part)))
         .collect()
 }
 
-/// The result of a worker thread; its panic goes on in the caller.
-fn join<U>(handle: std::thread::JoinHandle<U>) -> U {
-    match handle.join() {
-        Ok(result) => result,
-        Err(panic) => std::panic::resume_unwind(panic),
+/// Work handed to a worker thread.
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Threads kept for the auditor's life, each taking the next task queued. Threads made once,
+/// rather than for every chunk, keep the allocator's per-thread arenas few, and memory with them.
+/// There are enough for every task the pipeline has going at once (the parts of the chunk being
+/// read and of the signatures being verified), so a task never waits for a thread.
+struct Workers {
+    tasks: Option<std::sync::mpsc::Sender<Task>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn new(count: usize) -> Self {
+        let (tasks, queue) = std::sync::mpsc::channel::<Task>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let threads = (0..count.max(1))
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                std::thread::spawn(move || {
+                    loop {
+                        // The lock is held only while waiting for the next task.
+                        let task = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        match task {
+                            Ok(task) => task(),
+                            Err(_) => return,
+                        }
+                    }
+                })
+            })
+            .collect();
+        Self {
+            tasks: Some(tasks),
+            threads,
+        }
+    }
+
+    /// Runs `work` on a worker thread; its result (or its panic) comes back through
+    /// [`join`].
+    fn spawn<U: Send + 'static>(&self, work: impl FnOnce() -> U + Send + 'static) -> Pending<U> {
+        let (result, pending) = std::sync::mpsc::sync_channel(1);
+        let task: Task = Box::new(move || {
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+            // The auditor waiting for it may be gone; then nobody needs the result.
+            let _ = result.send(outcome);
+        });
+        if let Some(tasks) = &self.tasks
+            && let Err(std::sync::mpsc::SendError(task)) = tasks.send(task)
+        {
+            // No worker is left (they end only with the auditor): run it here.
+            task();
+        }
+        Pending(pending)
+    }
+}
+
+impl std::fmt::Debug for Workers {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Workers")
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        // Closing the queue ends every worker once it is idle.
+        self.tasks = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The result of work given to a worker thread.
+#[derive(Debug)]
+struct Pending<U>(std::sync::mpsc::Receiver<std::thread::Result<U>>);
+
+/// The result of a worker's task; its panic goes on in the caller.
+fn join<U>(pending: Pending<U>) -> U {
+    match pending.0.recv() {
+        Ok(Ok(result)) => result,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(disconnected) => std::panic::resume_unwind(Box::new(format!(
+            "a worker thread ended without its result: {disconnected}"
+        ))),
     }
 }
 
@@ -2130,6 +2227,23 @@ mod tests {
                 "{record}"
             );
         }
+    }
+
+    #[test]
+    fn workers_hand_back_results_and_panics() {
+        let workers = super::Workers::new(2);
+        let pending: Vec<_> = (0..8_u64).map(|n| workers.spawn(move || n * n)).collect();
+        let results: Vec<u64> = pending.into_iter().map(super::join).collect();
+        assert_eq!(results, [0, 1, 4, 9, 16, 25, 36, 49]);
+        let failing = workers.spawn(|| -> u64 { panic!("the task failed") });
+        let caught =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| super::join(failing)));
+        assert_eq!(
+            caught.unwrap_err().downcast_ref::<&str>(),
+            Some(&"the task failed")
+        );
+        // The worker that ran it is still there.
+        assert_eq!(super::join(workers.spawn(|| 7)), 7);
     }
 
     #[test]
