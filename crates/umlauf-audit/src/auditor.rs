@@ -2073,8 +2073,8 @@ type Task = Box<dyn FnOnce() + Send>;
 
 /// Threads kept for the auditor's life, each taking the next task queued. Threads made once,
 /// rather than for every chunk, keep the allocator's per-thread arenas few, and memory with them.
-/// There are enough for every task the pipeline has going at once (the parts of the chunk being
-/// read and of the signatures being verified), so a task never waits for a thread.
+/// There are as many as the parts of one chunk being read and of the signatures being verified;
+/// the tasks never wait for each other, so a task queued behind others only waits its turn.
 struct Workers {
     tasks: Option<std::sync::mpsc::Sender<Task>>,
     threads: Vec<std::thread::JoinHandle<()>>,
