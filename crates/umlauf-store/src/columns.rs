@@ -2,12 +2,28 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::append::Head;
+use crate::append::{Head, RecordRow};
 use crate::error::StoreError;
 
-/// The columns a record is read from, in the order [`crate::append::StoredRecord::from_row`]
-/// takes them.
+/// The columns a record is read from, in the order [`record_row`] takes them.
 pub(crate) const RECORD_COLUMNS: &str = "position, stream, version, record, leaf_hash";
+
+/// A row of [`RECORD_COLUMNS`], on either backend.
+pub(crate) fn record_row<R: sqlx::Row>(row: &R) -> Result<RecordRow, StoreError>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RecordRow {
+        position: row.try_get(0)?,
+        stream: row.try_get(1)?,
+        version: row.try_get(2)?,
+        bytes: row.try_get(3)?,
+        hash: row.try_get(4)?,
+    })
+}
 
 /// The head from the head row's columns.
 pub(crate) fn head_of(position: i64, recorded_at: Option<&str>) -> Result<Head, StoreError> {

@@ -22,7 +22,9 @@ use uuid::Uuid;
 
 use crate::append::{Appended, Head, Projection, RecordRow, StoredRecord};
 use crate::batch::{self, Failed, Plan, Prepared, Snapshot};
-use crate::columns::{RECORD_COLUMNS, head_of, instant_text, to_digest, to_i64, to_u64};
+use crate::columns::{
+    RECORD_COLUMNS, head_of, instant_text, record_row, to_digest, to_i64, to_u64,
+};
 use crate::error::StoreError;
 use crate::read_models::{
     ProjectionRows, canonical_json, circulation_state_name, dump_line, parse_key, parse_status,
@@ -1004,17 +1006,7 @@ pub(crate) async fn head(pool: &PgPool) -> Result<Head, StoreError> {
 }
 
 fn record_of(row: &PgRow) -> Result<StoredRecord, StoreError> {
-    StoredRecord::from_record_row(row_of(row)?)
-}
-
-fn row_of(row: &PgRow) -> Result<RecordRow, StoreError> {
-    Ok(RecordRow {
-        position: row.try_get(0)?,
-        stream: row.try_get(1)?,
-        version: row.try_get(2)?,
-        bytes: row.try_get(3)?,
-        hash: row.try_get(4)?,
-    })
+    StoredRecord::from_record_row(record_row(row)?)
 }
 
 /// One stream's records in version order.
@@ -1056,7 +1048,7 @@ pub(crate) async fn read_page(
         .fetch_all(pool)
         .await?
         .iter()
-        .map(row_of)
+        .map(record_row)
         .collect()
 }
 

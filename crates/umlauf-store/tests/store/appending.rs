@@ -426,26 +426,22 @@ async fn a_batch_larger_than_one_statement_lands_whole(db: Arc<TestDb>) {
     let scenario = Scenario::constituted(store.clone()).await;
     let now = scenario.tick();
     let circulations = 100;
-    let mut opens = Vec::new();
-    for n in 1..=circulations {
-        opens.push(
-            scenario
-                .decide_at(&scenario.open(n, "simple-majority"), now)
-                .await,
-        );
-    }
+    let opens = scenario
+        .decide_all_at(
+            (1..=circulations).map(|n| scenario.open(n, "simple-majority")),
+            now,
+        )
+        .await;
     let before = store.writer_stats();
     for result in store.append_all(opens).await {
         result.unwrap();
     }
-    let mut votes = Vec::new();
-    for n in 1..=circulations {
-        votes.push(
-            scenario
-                .decide_at(&scenario.vote(n, "DE", "yes"), now)
-                .await,
-        );
-    }
+    let votes = scenario
+        .decide_all_at(
+            (1..=circulations).map(|n| scenario.vote(n, "DE", "yes")),
+            now,
+        )
+        .await;
     for result in store.append_all(votes).await {
         result.unwrap();
     }

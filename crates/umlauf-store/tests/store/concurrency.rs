@@ -292,25 +292,21 @@ async fn a_lone_caller_never_waits_for_company(db: Arc<TestDb>) {
     // Decided beforehand, so the caller is back with the next append at once: first the
     // openings (new streams: the writer reads before it writes), then a vote on each (the
     // writer plans from what it remembers).
-    let mut opens = Vec::new();
-    for n in 1..=circulations {
-        opens.push(
-            scenario
-                .decide_at(&scenario.open(n, "simple-majority"), now)
-                .await,
-        );
-    }
+    let opens = scenario
+        .decide_all_at(
+            (1..=circulations).map(|n| scenario.open(n, "simple-majority")),
+            now,
+        )
+        .await;
     for open in opens {
         store.append(open).await.unwrap();
     }
-    let mut votes = Vec::new();
-    for n in 1..=circulations {
-        votes.push(
-            scenario
-                .decide_at(&scenario.vote(n, "DE", "yes"), now)
-                .await,
-        );
-    }
+    let votes = scenario
+        .decide_all_at(
+            (1..=circulations).map(|n| scenario.vote(n, "DE", "yes")),
+            now,
+        )
+        .await;
     for vote in votes {
         store.append(vote).await.unwrap();
     }

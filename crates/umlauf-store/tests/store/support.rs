@@ -428,6 +428,19 @@ impl Scenario {
     }
 
     /// Decides a command against the state in the store at `now`: the append it makes.
+    /// Each of `commands` decided at `now` against the store as it is, none appended.
+    pub(crate) async fn decide_all_at(
+        &self,
+        commands: impl IntoIterator<Item = Command>,
+        now: DateTime<Utc>,
+    ) -> Vec<Append> {
+        let mut appends = Vec::new();
+        for command in commands {
+            appends.push(self.decide_at(&command, now).await);
+        }
+        appends
+    }
+
     pub(crate) async fn decide_at(&self, command: &Command, now: DateTime<Utc>) -> Append {
         let body = self.body().await;
         let stream = command.stream();
