@@ -1389,30 +1389,11 @@ fn parse_as_written(bytes: &[u8]) -> Option<Result<Parsed, String>> {
         None => None,
         Some(envelope) => Some(signed(envelope_from_text(envelope)?)),
     };
-    let RecordText {
-        position,
-        stream,
-        version,
-        event_type,
-        schema,
-        recorded_at,
-        data,
-        command_id,
-        envelope: _,
-    } = text;
+    let (mut record, data) = text.into_record();
+    record.data = data;
     Some(Ok(Parsed {
         data_text: None,
-        record: Record {
-            position,
-            stream,
-            version,
-            event_type,
-            schema,
-            recorded_at,
-            data,
-            command_id,
-            envelope: None,
-        },
+        record,
         canonical,
         signed,
     }))
@@ -1426,7 +1407,7 @@ fn parse_as_written(bytes: &[u8]) -> Option<Result<Parsed, String>> {
 /// writes them: the head and tail are written again and compared, the data is checked to be
 /// the canonical text of the value it spells ([`canonical_value_len`]).
 fn parse_canonical(bytes: &[u8]) -> Option<Parsed> {
-    let text: CanonicalText<'_> = serde_json::from_slice(bytes).ok()?;
+    let text: RecordText<'_, serde::de::IgnoredAny> = serde_json::from_slice(bytes).ok()?;
     // The head as its own object, `{…}`, is the record's text up to `,"data":` with its closing
     // brace standing for that comma.
     let mut head = MatchingHead {
@@ -1477,29 +1458,8 @@ fn parse_canonical(bytes: &[u8]) -> Option<Parsed> {
         None => None,
         Some(envelope) => Some(signed(envelope_from_text(envelope)?)),
     };
-    let CanonicalText {
-        position,
-        stream,
-        version,
-        event_type,
-        schema,
-        recorded_at,
-        _data: _,
-        command_id,
-        envelope: _,
-    } = text;
     Some(Parsed {
-        record: Record {
-            position,
-            stream,
-            version,
-            event_type,
-            schema,
-            recorded_at,
-            data: serde_json::Value::Null,
-            command_id,
-            envelope: None,
-        },
+        record: text.into_record().0,
         data_text: Some(data_start..data_start + data_text.len()),
         canonical: true,
         signed,
@@ -1512,7 +1472,7 @@ fn parse_canonical(bytes: &[u8]) -> Option<Parsed> {
 ///
 /// The fields must stand in the order [`Record`] writes them, their strings free of escapes,
 /// their numbers in plain digits; each typed field is read from its JSON text as
-/// [`CanonicalText`] reads it and must write back as that text, the data must be canonical
+/// [`RecordText`] reads it and must write back as that text, the data must be canonical
 /// ([`canonical_value_len`]), and the envelope must have the form the service writes.
 fn parse_plain(bytes: &[u8]) -> Option<Parsed> {
     let mut cursor = Cursor { bytes, at: 0 };
@@ -1626,7 +1586,7 @@ impl<'a> Cursor<'a> {
         Some((&self.bytes[start..end], text))
     }
 
-    /// A time read as [`CanonicalText`] reads it, which must write back exactly.
+    /// A time read as [`RecordText`] reads it, which must write back exactly.
     fn time(&mut self) -> Option<DateTime<Utc>> {
         let start = self.at;
         let (quoted, text) = self.plain_string()?;
@@ -1762,25 +1722,6 @@ fn writes_as(
 ) -> bool {
     let mut rest = Matching { rest: expected };
     write(&mut rest).is_ok() && rest.rest.is_empty()
-}
-
-/// [`RecordText`] with the data skipped.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CanonicalText<'a> {
-    position: u64,
-    stream: StreamId,
-    version: u64,
-    #[serde(rename = "type")]
-    event_type: String,
-    schema: u32,
-    recorded_at: DateTime<Utc>,
-    #[serde(rename = "data")]
-    _data: serde::de::IgnoredAny,
-    #[serde(default)]
-    command_id: Option<CommandId>,
-    #[serde(default, borrow)]
-    envelope: Option<EnvelopeText<'a>>,
 }
 
 /// The fields of a record before its data, as [`Record`] writes them.
@@ -1990,9 +1931,12 @@ fn envelope_from_text(envelope: &EnvelopeText<'_>) -> Option<Envelope> {
 /// Serialised, it writes the bytes [`Record::to_bytes`] writes for the same record (the
 /// envelope's fields in the order of a JSON object's keys, as [`Record`]'s envelope value
 /// writes them), so it also tells whether the record is canonical.
+///
+/// The data is a [`serde_json::Value`], or [`serde::de::IgnoredAny`] where it is read from the
+/// record's text instead.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RecordText<'a> {
+struct RecordText<'a, Data = serde_json::Value> {
     position: u64,
     stream: StreamId,
     version: u64,
@@ -2000,11 +1944,29 @@ struct RecordText<'a> {
     event_type: String,
     schema: u32,
     recorded_at: DateTime<Utc>,
-    data: serde_json::Value,
+    data: Data,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     command_id: Option<CommandId>,
     #[serde(default, borrow, skip_serializing_if = "Option::is_none")]
     envelope: Option<EnvelopeText<'a>>,
+}
+
+impl<Data> RecordText<'_, Data> {
+    /// The record without its data and envelope (`null` and none), and the data.
+    fn into_record(self) -> (Record, Data) {
+        let record = Record {
+            position: self.position,
+            stream: self.stream,
+            version: self.version,
+            event_type: self.event_type,
+            schema: self.schema,
+            recorded_at: self.recorded_at,
+            data: serde_json::Value::Null,
+            command_id: self.command_id,
+            envelope: None,
+        };
+        (record, self.data)
+    }
 }
 
 /// A DSSE envelope's JSON form, its fields in sorted order.
