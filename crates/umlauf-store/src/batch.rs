@@ -45,8 +45,10 @@ pub(crate) struct Prepared {
 pub(crate) struct PreparedEvent {
     /// The record at position 0; `None` while it is in a plan's records.
     record: Option<Record>,
-    /// The record's bytes after [`POSITION_ZERO`].
-    tail: Vec<u8>,
+    /// The record's bytes after [`POSITION_ZERO`]; `None` if they do not begin with it (not
+    /// while the position is the record's first field), and the record is then serialised whole
+    /// when it is placed.
+    tail: Option<Vec<u8>>,
 }
 
 /// How a record's bytes begin at position 0: the position is the first field.
@@ -54,13 +56,11 @@ const POSITION_ZERO: &[u8] = b"{\"position\":0";
 
 impl PreparedEvent {
     fn new(record: Record) -> Self {
-        let bytes = record.to_bytes();
-        let tail = match bytes.strip_prefix(POSITION_ZERO) {
-            Some(tail) => tail.to_vec(),
-            // Not reached while the position is the record's first field; the record is then
-            // serialised whole when it is placed.
-            None => Vec::new(),
-        };
+        let mut bytes = record.to_bytes();
+        let tail = bytes.starts_with(POSITION_ZERO).then(|| {
+            bytes.drain(..POSITION_ZERO.len());
+            bytes
+        });
         Self {
             record: Some(record),
             tail,
@@ -71,13 +71,13 @@ impl PreparedEvent {
     fn place(&mut self, position: u64) -> Option<StoredRecord> {
         let mut record = self.record.take()?;
         record.position = position;
-        if self.tail.is_empty() {
+        let Some(tail) = &self.tail else {
             return Some(StoredRecord::new(record));
-        }
-        let mut bytes = Vec::with_capacity(POSITION_ZERO.len() + 20 + self.tail.len());
+        };
+        let mut bytes = Vec::with_capacity(POSITION_ZERO.len() + 20 + tail.len());
         bytes.extend_from_slice(&POSITION_ZERO[..POSITION_ZERO.len() - 1]);
         bytes.extend_from_slice(position.to_string().as_bytes());
-        bytes.extend_from_slice(&self.tail);
+        bytes.extend_from_slice(tail);
         Some(StoredRecord::with_bytes(record, bytes))
     }
 

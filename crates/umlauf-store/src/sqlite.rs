@@ -486,12 +486,12 @@ async fn insert_rows<T>(
     rows: &[T],
     bind: impl for<'q> Fn(SqliteQuery<'q>, &T) -> Result<SqliteQuery<'q>, StoreError>,
 ) -> Result<(), StoreError> {
+    let group = format!("({})", vec!["?"; columns].join(", "));
     let mut rest = rows;
     for size in statement_sizes(rows.len()) {
         let (chunk, after) = rest.split_at(size);
         rest = after;
-        let group = format!("({})", vec!["?"; columns].join(", "));
-        let sql = format!("{head}{}{tail}", vec![group; size].join(", "));
+        let sql = format!("{head}{}{tail}", vec![group.as_str(); size].join(", "));
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for row in chunk {
             query = bind(query, row)?;
