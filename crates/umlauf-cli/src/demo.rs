@@ -283,7 +283,16 @@ async fn play(
     step(style, "6", "The decision, as the subscriber receives it")?;
     let (delivery, received) = tokio::time::timeout(Duration::from_secs(30), subscriber)
         .await
-        .context("no decision arrived within 30 seconds (is the service's relay running?)")?
+        .with_context(|| {
+            format!(
+                "no decision arrived within 30 seconds. The service's relay publishes it; its log \
+                 says why it did not ({} if this demo started the service). A NATS server that \
+                 holds another log's streams under these names (another clone's demo, say) \
+                 raises the fork alarm and stops the relay: run the demo where that log is, or \
+                 give it subjects and streams of its own (--subject-root, --stream-prefix)",
+                args.dir.join("serve.log").display()
+            )
+        })?
         .context("the subscriber failed")?;
     let delivery = delivery.context("the decision consumer ended without a message")??;
     let decision = delivery
